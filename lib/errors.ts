@@ -1,0 +1,80 @@
+import createError from '@fastify/error'
+
+/** Where the request was when the client went away. */
+export type DisconnectPhase = 'upload' | 'handler' | 'response'
+
+/**
+ * Abort reasons are created without a stack trace.
+ *
+ * V8 keeps the frames of an unformatted stack (functions and receivers) alive
+ * until `.stack` is read; a reason created inside a per-request closure would
+ * then keep the request and reply alive as long as anyone holds the reason
+ * (nodejs/node#66192, PITFALLS #14). The stack of a disconnect is Node's socket
+ * internals anyway: it tells nobody anything.
+ */
+function withoutStack<T> (build: () => T): T {
+  const limit = Error.stackTraceLimit
+  Error.stackTraceLimit = 0
+  try {
+    return build()
+  } finally {
+    Error.stackTraceLimit = limit
+  }
+}
+
+const ClientDisconnectedBase = createError<[DisconnectPhase]>(
+  'FST_HANGUP_CLIENT_DISCONNECTED',
+  'The client disconnected during the %s phase',
+  499
+)
+
+/**
+ * `request.signal.reason` when the client hung up. 499 is nginx's
+ * "Client Closed Request": a status for logs, never written to the client.
+ */
+export class ClientDisconnectedError extends ClientDisconnectedBase {
+  readonly phase: DisconnectPhase
+
+  constructor (phase: DisconnectPhase) {
+    super(phase)
+    this.name = 'AbortError'
+    this.phase = phase
+  }
+
+  static create (phase: DisconnectPhase): ClientDisconnectedError {
+    return withoutStack(() => new ClientDisconnectedError(phase))
+  }
+}
+
+const ResponseSentBase = createError(
+  'FST_HANGUP_RESPONSE_SENT',
+  'The response was sent; work still bound to the request is no longer needed',
+  500
+)
+
+/** `request.signal.reason` once the response was sent (`abortOnResponse`). */
+export class ResponseSentError extends ResponseSentBase {
+  constructor () {
+    super()
+    this.name = 'AbortError'
+  }
+
+  static create (): ResponseSentError {
+    return withoutStack(() => new ResponseSentError())
+  }
+}
+
+/** A bad option passed to `register`. */
+export const InvalidOptionError = createError<[string, string, string]>(
+  'FST_HANGUP_INVALID_OPTION',
+  'fastify-hangup: option "%s" must be %s, received %s',
+  500,
+  TypeError
+)
+
+/** `register` was called twice on the same app (or a child of one that has it). */
+export const AlreadyRegisteredError = createError(
+  'FST_HANGUP_ALREADY_REGISTERED',
+  'fastify-hangup is already registered on this instance or one of its parents',
+  500
+)

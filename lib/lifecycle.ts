@@ -1,0 +1,178 @@
+import { setMaxListeners } from 'node:events'
+import type { FastifyBaseLogger } from 'fastify'
+import { ClientDisconnectedError, ResponseSentError, type DisconnectPhase } from './errors.js'
+import type { Counters } from './stats.js'
+import type { DisconnectLogLevel } from './options.js'
+
+/** The parts of `IncomingMessage` / `Http2ServerRequest` this module reads. */
+export interface RawRequest {
+  readonly httpVersionMajor: number
+  readonly complete: boolean
+  readonly readableEnded: boolean
+  readonly stream?: { readonly endAfterHeaders: boolean }
+  readonly socket: { readonly destroyed: boolean } | null
+  removeListener (event: 'close', listener: () => void): unknown
+}
+
+/** The parts of `ServerResponse` / `Http2ServerResponse` this module reads. */
+export interface RawResponse {
+  readonly writableEnded: boolean
+  readonly headersSent: boolean
+  readonly destroyed?: boolean
+  readonly stream?: { readonly destroyed: boolean }
+  on (event: 'close', listener: (this: RawResponse) => void): unknown
+  [kLifecycle]?: RequestLifecycle
+}
+
+/** What every request of one registration shares: options and counters. */
+export interface Runtime {
+  readonly counters: Counters
+  readonly abortOnResponse: boolean
+  readonly logLevel: DisconnectLogLevel
+}
+
+export const kLifecycle = Symbol('fastify-hangup.lifecycle')
+
+/**
+ * Which phase the request was in when its response closed unfinished.
+ * `headersSent` first: once the response started, the upload is over for
+ * every practical purpose. On HTTP/1 `complete` is the parser's "whole body
+ * received"; the HTTP/2 compat layer reports `complete` as true for any
+ * destroyed stream, so there the body is done when the HEADERS frame carried
+ * END_STREAM or the body was read to its end.
+ */
+export function phaseOf (req: RawRequest, res: RawResponse): DisconnectPhase {
+  if (res.headersSent) return 'response'
+  const uploading = req.httpVersionMajor === 2
+    ? !(req.stream?.endAfterHeaders === true || req.readableEnded)
+    : !req.complete
+  return uploading ? 'upload' : 'handler'
+}
+
+/** True when the client is already gone although the response never finished. */
+function responseIsDead (req: RawRequest, res: RawResponse): boolean {
+  if (res.writableEnded) return false
+  if (res.destroyed === true || res.stream?.destroyed === true) return true
+  return req.socket?.destroyed === true
+}
+
+/**
+ * One request's link between the response's real lifecycle and its signal.
+ *
+ * The AbortController is created on the first read of `request.signal`
+ * (fastify/fastify#6521, PITFALLS #21): until then a request costs this object
+ * and one `'close'` listener on its response. What happened before the first
+ * read (a hang-up, a sent response) is kept in `phase` / `responded` and
+ * replayed when the controller is created (fastify/fastify#7033, PITFALLS #4).
+ */
+export class RequestLifecycle {
+  controller: AbortController | null = null
+  /** The phase of the client's hang-up; null while the client is there. */
+  phase: DisconnectPhase | null = null
+  /** The response finished (`end()` was called) and closed. */
+  responded = false
+  closed = false
+  /** Fastify's handler-timeout clean-up (clears its timer), when the route has one. */
+  timeoutCleanup: (() => void) | null = null
+
+  constructor (
+    readonly req: RawRequest,
+    readonly res: RawResponse,
+    readonly log: FastifyBaseLogger,
+    readonly runtime: Runtime
+  ) {}
+
+  /** Adopts an existing controller (Fastify's handler-timeout one). */
+  adopt (controller: AbortController): void {
+    setMaxListeners(0, controller.signal)
+    this.controller = controller
+  }
+
+  signal (): AbortSignal {
+    if (this.controller === null) {
+      const controller = new AbortController()
+      // 100 undici calls may share one request's signal (PITFALLS #12,
+      // nodejs/node#52635): undici removes its listener when a call ends.
+      setMaxListeners(0, controller.signal)
+      this.controller = controller
+      this.replay(controller)
+    }
+    return this.controller.signal
+  }
+
+  private replay (controller: AbortController): void {
+    if (this.phase !== null) {
+      controller.abort(ClientDisconnectedError.create(this.phase))
+    } else if (this.responded && this.runtime.abortOnResponse) {
+      controller.abort(ResponseSentError.create())
+    }
+  }
+
+  /** Aborts the signal if it exists and is not aborted yet; nothing to do otherwise. */
+  abort (reason: unknown): void {
+    const controller = this.controller
+    if (controller !== null && !controller.signal.aborted) controller.abort(reason)
+  }
+
+  /** The response closed: finished, or cut because the client went away. */
+  onClose (): void {
+    if (this.closed) return
+    this.closed = true
+    this.runtime.counters.inflight--
+    const res = this.res
+    // A finished response is never a disconnect, even if the socket dies
+    // while flushing (PITFALLS #18). `writableEnded`, not `writableFinished`:
+    // HTTP/2 reports a reset stream as finished (PITFALLS #3).
+    if (res.writableEnded) {
+      this.responded = true
+      if (this.runtime.abortOnResponse) this.abort(ResponseSentError.create())
+      return
+    }
+    // Cut after the signal was already aborted (handler timeout with headers
+    // sent, an error after headers): the server ended it, not the client.
+    if (this.controller?.signal.aborted === true) return
+    this.disconnected(phaseOf(this.req, res))
+  }
+
+  /**
+   * Called where an error may be the aftermath of a hang-up Node has not yet
+   * reported through `'close'` (an HTTP/2 upload reset can reach the body
+   * parser first). Returns true when the client is gone.
+   */
+  clientGone (): boolean {
+    if (this.phase !== null) return true
+    if (this.closed || !responseIsDead(this.req, this.res)) return false
+    this.onClose()
+    return this.phase !== null
+  }
+
+  private disconnected (phase: DisconnectPhase): void {
+    this.phase = phase
+    this.runtime.counters.disconnected(phase)
+    // Abort synchronously: on HTTP/1 the response's 'close' comes before the
+    // request's 'error', so whatever the handler sees next is classified by
+    // this signal (PITFALLS #7).
+    if (this.controller !== null) this.abort(ClientDisconnectedError.create(phase))
+    if (this.timeoutCleanup !== null) this.timeoutCleanup()
+    if (this.runtime.logLevel !== 'silent') {
+      this.log[this.runtime.logLevel]({ phase, statusCode: 499 }, 'client disconnected')
+    }
+  }
+}
+
+/** The one `'close'` listener per response; `this` is the response. */
+export function onResponseClose (this: RawResponse): void {
+  this[kLifecycle]?.onClose()
+}
+
+/**
+ * Starts watching a response. A client that left before this ran (the socket
+ * was destroyed while Fastify routed) is recorded at once (PITFALLS #4).
+ */
+export function watchResponse (lifecycle: RequestLifecycle): void {
+  const res = lifecycle.res
+  lifecycle.runtime.counters.inflight++
+  res[kLifecycle] = lifecycle
+  res.on('close', onResponseClose)
+  if (responseIsDead(lifecycle.req, res)) lifecycle.onClose()
+}
