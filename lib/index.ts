@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import type { FastifyInstance, FastifyPluginCallback } from 'fastify'
+import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { AlreadyRegisteredError } from './errors.js'
 import { FastifySignalInternals } from './fastify-internals.js'
 import { createHooks } from './hooks.js'
@@ -20,11 +20,8 @@ declare module 'fastify' {
   }
 }
 
-function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangupOptions, done: (err?: Error) => void): void {
-  if (fastify.hasDecorator('hangup')) {
-    done(new AlreadyRegisteredError())
-    return
-  }
+async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangupOptions): Promise<void> {
+  if (fastify.hasDecorator('hangup')) throw new AlreadyRegisteredError()
   const options = resolveOptions(opts)
   const counters = new Counters()
   const runtime: Runtime = {
@@ -43,11 +40,10 @@ function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangupOptio
   } satisfies HangupDecorator)
   fastify.addHook('onRequest', hooks.onRequest)
   fastify.addHook('onError', hooks.onError)
-  done()
 }
 
 /** The plugin. Register it before the routes whose requests it should follow. */
-export const fastifyHangup: FastifyPluginCallback<FastifyHangupOptions> = fp(fastifyHangupPlugin, {
+export const fastifyHangup: FastifyPluginAsync<FastifyHangupOptions> = fp(fastifyHangupPlugin, {
   fastify: '5.x',
   name: 'fastify-hangup'
 })

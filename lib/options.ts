@@ -48,7 +48,7 @@ function describe (value: unknown): string {
 }
 
 function booleanOption (opts: Record<string, unknown>, name: keyof ResolvedOptions): boolean {
-  const value = opts[name] ?? DEFAULTS[name]
+  const value = opts[name] === undefined ? DEFAULTS[name] : opts[name]
   if (typeof value !== 'boolean') {
     throw new InvalidOptionError(name, 'a boolean', describe(value))
   }
@@ -56,7 +56,7 @@ function booleanOption (opts: Record<string, unknown>, name: keyof ResolvedOptio
 }
 
 function logLevelOption (opts: Record<string, unknown>): DisconnectLogLevel {
-  const value = opts.disconnectLogLevel ?? DEFAULTS.disconnectLogLevel
+  const value = opts.disconnectLogLevel === undefined ? DEFAULTS.disconnectLogLevel : opts.disconnectLogLevel
   if (typeof value !== 'string' || !LOG_LEVELS.has(value)) {
     throw new InvalidOptionError('disconnectLogLevel', "one of 'trace', 'debug', 'info', 'silent'", describe(value))
   }

@@ -1,0 +1,39 @@
+import { test, type TestContext } from 'node:test'
+import { execFileSync } from 'node:child_process'
+import { join } from 'node:path'
+import * as api from '../lib/index.js'
+
+const root = join(__dirname, '..', '..', '..')
+
+test('the source entry exports the plugin as default and fastifyHangup, and the error classes', (t: TestContext) => {
+  t.plan(5)
+  t.assert.strictEqual(typeof api.default, 'function')
+  t.assert.strictEqual(api.default, api.fastifyHangup)
+  t.assert.strictEqual((api.default as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')], 'fastify-hangup')
+  const reason = api.ClientDisconnectedError.create('upload')
+  t.assert.deepStrictEqual([reason.name, reason.code, reason.phase, reason.statusCode], ['AbortError', 'FST_HANGUP_CLIENT_DISCONNECTED', 'upload', 499])
+  t.assert.deepStrictEqual([api.ResponseSentError.create().name, api.ResponseSentError.create().code], ['AbortError', 'FST_HANGUP_RESPONSE_SENT'])
+})
+
+// The built package, resolved by name through its `exports` map (npm test builds first).
+function run (args: string[]): string {
+  return execFileSync(process.execPath, args, { cwd: root, encoding: 'utf8' }).trim()
+}
+
+test('require("fastify-hangup") is the plugin, with .default and .fastifyHangup', (t: TestContext) => {
+  t.plan(1)
+  const out = run(['-e', `
+    const h = require('fastify-hangup')
+    console.log([typeof h, h.default === h, h.fastifyHangup === h, typeof h.ClientDisconnectedError].join(' '))
+  `])
+  t.assert.strictEqual(out, 'function true true function')
+})
+
+test('import from "fastify-hangup" gives the plugin as default and named export', (t: TestContext) => {
+  t.plan(1)
+  const out = run(['--input-type=module', '-e', `
+    import hangup, { fastifyHangup, ClientDisconnectedError } from 'fastify-hangup'
+    console.log([typeof hangup, hangup === fastifyHangup, typeof ClientDisconnectedError].join(' '))
+  `])
+  t.assert.strictEqual(out, 'function true function')
+})

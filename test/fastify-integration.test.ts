@@ -1,0 +1,209 @@
+import { test, type TestContext } from 'node:test'
+import { once } from 'node:events'
+import net from 'node:net'
+import Fastify from 'fastify'
+import fp from 'fastify-plugin'
+import { request } from 'undici'
+import hangup, { ClientDisconnectedError } from '../lib/index.js'
+import { FastifySignalInternals } from '../lib/fastify-internals.js'
+import { createSignalGetter } from '../lib/signal.js'
+import { buildApp, listen, until, within } from './helpers/app.js'
+import { captureLogs } from './helpers/logs.js'
+import { startUpstream } from './helpers/upstream.js'
+
+async function connect (port: number, head: string): Promise<net.Socket> {
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write(head)
+  return socket
+}
+
+for (const method of ['GET', 'POST'] as const) {
+  test(`handlerTimeout on a ${method}: Fastify answers 503 and the signal aborts with FST_ERR_HANDLER_TIMEOUT`, async (t: TestContext) => {
+    t.plan(4)
+    const { app } = await buildApp(t)
+    const upstream = await startUpstream({ delayMs: 3000 })
+    t.after(() => upstream.close())
+    let reason: (Error & { code?: string }) | undefined
+    app.route({
+      method,
+      url: '/',
+      handlerTimeout: 100,
+      handler: async (req) => {
+        const signal = req.signal
+        try {
+          const res = await request(upstream.url, { signal })
+          return await res.body.text()
+        } finally {
+          reason = signal.reason
+        }
+      }
+    })
+    const { url } = await listen(app)
+    const res = await request(url, method === 'POST' ? { method, body: '{"a":1}', headers: { 'content-type': 'application/json' } } : {})
+    t.assert.strictEqual(res.statusCode, 503)
+    await res.body.dump()
+    t.assert.strictEqual(reason?.code, 'FST_ERR_HANDLER_TIMEOUT')
+    const record = await upstream.closed(1, 2000)
+    t.assert.strictEqual(record.closedEarly, true)
+    t.assert.ok(record.closedAt - record.startedAt < 1500)
+  })
+}
+
+test('handlerTimeout route whose client leaves: the reason is the hang-up, the timer is cleared, nothing logged above info', async (t: TestContext) => {
+  t.plan(4)
+  const { app, loud } = await buildApp(t)
+  let signal: AbortSignal | undefined
+  app.route({
+    method: 'POST',
+    url: '/',
+    handlerTimeout: 200,
+    handler: async (req, reply) => {
+      signal = req.signal
+      await once(reply.raw, 'close')
+      return 'late'
+    }
+  })
+  const { port } = await listen(app)
+  const socket = await connect(port, 'POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{"a":1}')
+  await until(() => signal !== undefined, 'the handler to run')
+  t.assert.strictEqual(signal?.aborted, false)
+  socket.destroy()
+  await until(() => signal?.aborted === true, 'the abort')
+  t.assert.ok(signal?.reason instanceof ClientDisconnectedError)
+  // Past the handler timeout: had the timer survived, Fastify would now try to send a 503 and log it.
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.assert.strictEqual((signal?.reason as ClientDisconnectedError).phase, 'handler')
+  t.assert.deepStrictEqual(loud(), [])
+})
+
+test('a hook registered before the plugin that reads request.signal: its controller is adopted, POST is not aborted', async (t: TestContext) => {
+  t.plan(3)
+  const app = Fastify()
+  t.after(() => app.close())
+  let early: AbortSignal | undefined
+  await app.register(fp(async (instance) => {
+    instance.addHook('onRequest', async (req) => { early = req.signal })
+  }))
+  await app.register(hangup)
+  const upstream = await startUpstream({ delayMs: 30 })
+  t.after(() => upstream.close())
+  app.post('/', async (req) => {
+    const res = await request(upstream.url, { signal: req.signal, method: 'POST', body: JSON.stringify(req.body) })
+    return { body: await res.body.text(), same: req.signal === early, aborted: req.signal.aborted }
+  })
+  const { url } = await listen(app)
+  const res = await request(url, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } })
+  t.assert.strictEqual(res.statusCode, 200)
+  t.assert.deepStrictEqual(await res.body.json(), { body: 'done', same: true, aborted: false })
+  t.assert.strictEqual((await upstream.closed(1)).bodyBytes, 7)
+})
+
+test('an adopted early controller still aborts on a hang-up', async (t: TestContext) => {
+  t.plan(2)
+  const app = Fastify()
+  t.after(() => app.close())
+  let early: AbortSignal | undefined
+  await app.register(fp(async (instance) => {
+    instance.addHook('onRequest', async (req) => { early = req.signal })
+  }))
+  await app.register(hangup)
+  app.get('/', async (_req, reply) => { await once(reply.raw, 'close'); return 'x' })
+  const { port } = await listen(app)
+  const socket = await connect(port, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  await until(() => app.hangup.stats().inflight === 1, 'the request')
+  socket.destroy()
+  await until(() => early?.aborted === true, 'the abort')
+  t.assert.ok(early?.reason instanceof ClientDisconnectedError)
+  t.assert.strictEqual((early?.reason as ClientDisconnectedError).phase, 'handler')
+})
+
+test('routes of a context registered before the plugin are followed too (Fastify applies hooks at ready)', async (t: TestContext) => {
+  t.plan(2)
+  const app = Fastify()
+  t.after(() => app.close())
+  await app.register(async (early) => {
+    early.get('/early', async (req) => ({ aborted: req.signal.aborted, tracked: app.hangup.stats().inflight }))
+  })
+  await app.register(hangup)
+  const res = await app.inject('/early')
+  t.assert.strictEqual(res.statusCode, 200)
+  t.assert.deepStrictEqual(res.json(), { aborted: false, tracked: 1 })
+})
+
+test('a Fastify without a signal getter of its own gets a stable signal that never aborts', (t: TestContext) => {
+  t.plan(4)
+  const internals = new FastifySignalInternals()
+  const getter = createSignalGetter(internals)
+  const request = Object.create({}) as Record<symbol | string, unknown>
+  const { kLifecycle } = require('../lib/lifecycle.js') as typeof import('../lib/lifecycle.js')
+  request[kLifecycle] = null
+  const first = getter.call(request as never)
+  t.assert.strictEqual(first, getter.call(request as never))
+  t.assert.strictEqual(first.aborted, false)
+  t.assert.strictEqual(internals.getter, undefined)
+  t.assert.strictEqual(internals.controller, undefined)
+})
+
+test('a Fastify getter that throws on the probe leaves no symbols learnt', (t: TestContext) => {
+  t.plan(3)
+  const proto = Object.defineProperty({}, 'signal', { get () { throw new Error('needs a real request') } })
+  const internals = new FastifySignalInternals().learn(Object.create(proto))
+  t.assert.strictEqual(typeof internals.getter, 'function')
+  t.assert.strictEqual(internals.controller, undefined)
+  t.assert.strictEqual(internals.onAbort, undefined)
+})
+
+test('reply.hijack(): the signal still follows the client; a hijacked response that ends is not a hang-up', async (t: TestContext) => {
+  t.plan(4)
+  const { app, loud } = await buildApp(t)
+  let sse: AbortSignal | undefined
+  app.get('/sse', async (req, reply) => {
+    reply.hijack()
+    reply.raw.writeHead(200, { 'content-type': 'text/event-stream' })
+    reply.raw.write('data: 1\n\n')
+    sse = req.signal
+  })
+  app.get('/done', async (_req, reply) => {
+    reply.hijack()
+    reply.raw.end('hijacked')
+  })
+  const { url, port } = await listen(app)
+  t.assert.strictEqual(await (await request(url + '/done')).body.text(), 'hijacked')
+  const socket = await connect(port, 'GET /sse HTTP/1.1\r\nhost: x\r\n\r\n')
+  await within(once(socket, 'data'), 2000, 'the first event')
+  socket.destroy()
+  await until(() => sse?.aborted === true, 'the SSE signal to abort')
+  t.assert.strictEqual((sse?.reason as ClientDisconnectedError).phase, 'response')
+  t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 0, response: 1 })
+  t.assert.deepStrictEqual(loud(), [])
+})
+
+test('bad input: garbage, a truncated body and a hang-up mid-headers crash nothing and log nothing above info', async (t: TestContext) => {
+  t.plan(4)
+  const { stream, lines, above } = captureLogs()
+  const app = Fastify({ logger: { level: 'trace', stream } })
+  t.after(() => app.close())
+  await app.register(hangup)
+  app.post('/', async (req) => ({ got: req.body, aborted: req.signal.aborted }))
+  const { port } = await listen(app)
+
+  const garbage = await connect(port, 'NOT HTTP AT ALL\r\n\x00\x01\x02\r\n\r\n')
+  const answer = await within(once(garbage, 'data'), 2000, 'the 400 to garbage')
+  t.assert.match(String(answer[0]), /^HTTP\/1\.1 400/)
+  garbage.destroy()
+
+  const midHeaders = await connect(port, 'POST / HTTP/1.1\r\nhost: x\r\ncontent-ty')
+  midHeaders.destroy()
+
+  const truncated = await connect(port, 'POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"a":')
+  await until(() => app.hangup.stats().inflight === 1, 'the truncated request to arrive')
+  truncated.destroy()
+  await until(() => app.hangup.stats().inflight === 0, 'the truncated request to close')
+
+  t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 1, handler: 0, response: 0 })
+  // The server still serves.
+  const ok = await request(`http://127.0.0.1:${port}/`, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } })
+  t.assert.deepStrictEqual(await ok.body.json(), { got: { a: 1 }, aborted: false })
+  t.assert.deepStrictEqual(above(30), [], JSON.stringify(lines.filter((l) => l.level > 30)))
+})
