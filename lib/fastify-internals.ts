@@ -16,8 +16,8 @@ import { EventEmitter } from 'node:events'
  * public entry point. So they are learnt from the first request: Fastify's
  * getter (the `signal` accessor further up the request's prototype chain
  * than this plugin's) is run once on a probe object and the keys it wrote are
- * read back. A Fastify version that writes none leaves both undefined, and
- * there is then no controller to adopt.
+ * read back. A Fastify version that writes none leaves placeholders that no
+ * request carries, and there is then no controller to adopt.
  */
 export type Getter = (this: unknown) => unknown
 
@@ -27,10 +27,13 @@ export const kHangupGetter = Symbol('fastify-hangup.getter')
 export class FastifySignalInternals {
   /** Fastify's own `signal` getter, if the request prototype chain has one. */
   getter: Getter | undefined
-  /** Where Fastify keeps a request's AbortController. */
-  controller: symbol | undefined
+  /**
+   * Where Fastify keeps a request's AbortController. Until learnt, or if this
+   * Fastify has none, a private symbol that no request ever carries.
+   */
+  controller: symbol = Symbol('fastify-hangup.no-controller')
   /** Where Fastify keeps its `'close'` listener (which also clears the timer). */
-  onAbort: symbol | undefined
+  onAbort: symbol = Symbol('fastify-hangup.no-onAbort')
   private resolved = false
 
   /** Learns Fastify's getter and symbols from a request object, once. */
@@ -46,8 +49,8 @@ export class FastifySignalInternals {
       return this
     }
     probe.raw.removeAllListeners()
-    this.controller = findSymbol(probe, 'fastify.request.signal')
-    this.onAbort = findSymbol(probe, 'fastify.request.onAbort')
+    this.controller = findSymbol(probe, 'fastify.request.signal') ?? this.controller
+    this.onAbort = findSymbol(probe, 'fastify.request.onAbort') ?? this.onAbort
     return this
   }
 }

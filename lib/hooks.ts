@@ -21,10 +21,10 @@ export interface Hooks {
  * timeout timer if the client leaves.
  */
 function adoptFastifyController (request: TrackedRequest, lifecycle: RequestLifecycle, symbols: FastifySignalInternals): void {
-  const controller = symbols.controller === undefined ? undefined : request[symbols.controller]
+  const controller = request[symbols.controller]
   if (controller === undefined || controller === null) return
   lifecycle.adopt(controller as AbortController)
-  const onAbort = symbols.onAbort === undefined ? undefined : request[symbols.onAbort]
+  const onAbort = request[symbols.onAbort]
   if (typeof onAbort === 'function') {
     lifecycle.req.removeListener('close', onAbort as () => void)
     lifecycle.timeoutCleanup = onAbort as () => void

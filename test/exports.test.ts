@@ -6,7 +6,9 @@ import * as api from '../lib/index.js'
 const root = join(__dirname, '..', '..', '..')
 
 test('the source entry exports the plugin as default and fastifyHangup, and the error classes', (t: TestContext) => {
-  t.plan(5)
+  t.plan(7)
+  t.assert.strictEqual(new api.InvalidOptionError('x', 'y', 'z').code, 'FST_HANGUP_INVALID_OPTION')
+  t.assert.strictEqual(new api.AlreadyRegisteredError().code, 'FST_HANGUP_ALREADY_REGISTERED')
   t.assert.strictEqual(typeof api.default, 'function')
   t.assert.strictEqual(api.default, api.fastifyHangup)
   t.assert.strictEqual((api.default as unknown as Record<symbol, unknown>)[Symbol.for('fastify.display-name')], 'fastify-hangup')

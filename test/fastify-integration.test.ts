@@ -142,7 +142,7 @@ test('a Fastify without a signal getter of its own gets a stable signal that nev
   t.assert.strictEqual(first, getter.call(request as never))
   t.assert.strictEqual(first.aborted, false)
   t.assert.strictEqual(internals.getter, undefined)
-  t.assert.strictEqual(internals.controller, undefined)
+  t.assert.strictEqual(internals.controller.description, 'fastify-hangup.no-controller')
 })
 
 test('a Fastify getter that throws on the probe leaves no symbols learnt', (t: TestContext) => {
@@ -150,8 +150,8 @@ test('a Fastify getter that throws on the probe leaves no symbols learnt', (t: T
   const proto = Object.defineProperty({}, 'signal', { get () { throw new Error('needs a real request') } })
   const internals = new FastifySignalInternals().learn(Object.create(proto))
   t.assert.strictEqual(typeof internals.getter, 'function')
-  t.assert.strictEqual(internals.controller, undefined)
-  t.assert.strictEqual(internals.onAbort, undefined)
+  t.assert.strictEqual(internals.controller.description, 'fastify-hangup.no-controller')
+  t.assert.strictEqual(internals.onAbort.description, 'fastify-hangup.no-onAbort')
 })
 
 test('reply.hijack(): the signal still follows the client; a hijacked response that ends is not a hang-up', async (t: TestContext) => {

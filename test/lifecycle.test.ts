@@ -1,0 +1,127 @@
+import { test, type TestContext } from 'node:test'
+import { EventEmitter, once } from 'node:events'
+import net from 'node:net'
+import Fastify from 'fastify'
+import fp from 'fastify-plugin'
+import { request } from 'undici'
+import hangup, { ClientDisconnectedError } from '../lib/index.js'
+import { phaseOf, RequestLifecycle, watchResponse, type RawRequest, type RawResponse, type Runtime } from '../lib/lifecycle.js'
+import { Counters } from '../lib/stats.js'
+import { buildApp, listen, until } from './helpers/app.js'
+import { captureLogs } from './helpers/logs.js'
+
+function fakeRuntime (): Runtime {
+  return { counters: new Counters(), abortOnResponse: true, logLevel: 'silent' }
+}
+
+function fakeReq (fields: Partial<RawRequest> = {}): RawRequest {
+  return Object.assign(new EventEmitter(), { httpVersionMajor: 1, complete: true, readableEnded: false, socket: { destroyed: false } }, fields) as unknown as RawRequest
+}
+
+function fakeRes (fields: Partial<RawResponse> = {}): RawResponse {
+  return Object.assign(new EventEmitter(), { writableEnded: false, headersSent: false }, fields) as unknown as RawResponse
+}
+
+const log = { info () {}, debug () {}, trace () {} } as never
+
+test('phaseOf: HTTP/1 uses the parser\'s complete, HTTP/2 END_STREAM or a body read to its end', (t: TestContext) => {
+  t.plan(6)
+  const res = fakeRes()
+  t.assert.strictEqual(phaseOf(fakeReq({ complete: false }), res), 'upload')
+  t.assert.strictEqual(phaseOf(fakeReq({ complete: true }), res), 'handler')
+  t.assert.strictEqual(phaseOf(fakeReq({ complete: false }), fakeRes({ headersSent: true })), 'response')
+  t.assert.strictEqual(phaseOf(fakeReq({ httpVersionMajor: 2, complete: true, stream: { endAfterHeaders: true } }), res), 'handler')
+  t.assert.strictEqual(phaseOf(fakeReq({ httpVersionMajor: 2, complete: true, stream: { endAfterHeaders: false }, readableEnded: false }), res), 'upload')
+  t.assert.strictEqual(phaseOf(fakeReq({ httpVersionMajor: 2, complete: true, readableEnded: true }), res), 'handler')
+})
+
+test('clientGone: an error that reaches Fastify before the response\'s close is still recognised as a hang-up', (t: TestContext) => {
+  t.plan(8)
+  const cases: Array<[string, RawRequest, RawResponse, boolean]> = [
+    ['HTTP/2 stream destroyed', fakeReq({ httpVersionMajor: 2, stream: { endAfterHeaders: false } }), fakeRes({ stream: { destroyed: true } }), true],
+    ['response destroyed', fakeReq(), fakeRes({ destroyed: true }), true],
+    ['socket destroyed', fakeReq({ socket: { destroyed: true } }), fakeRes(), true],
+    ['client still there', fakeReq({ socket: null }), fakeRes(), false]
+  ]
+  for (const [name, req, res, gone] of cases) {
+    const runtime = fakeRuntime()
+    const lifecycle = new RequestLifecycle(req, res, log, runtime)
+    t.assert.strictEqual(lifecycle.clientGone(), gone, name)
+    t.assert.strictEqual(runtime.counters.snapshot().disconnects.upload + runtime.counters.snapshot().disconnects.handler, gone ? 1 : 0, name)
+  }
+})
+
+test('clientGone is idempotent and a finished response is never a hang-up', (t: TestContext) => {
+  t.plan(4)
+  const runtime = fakeRuntime()
+  const res = fakeRes({ destroyed: true })
+  const lifecycle = new RequestLifecycle(fakeReq(), res, log, runtime)
+  t.assert.strictEqual(lifecycle.clientGone(), true)
+  t.assert.strictEqual(lifecycle.clientGone(), true)
+  t.assert.strictEqual(runtime.counters.handler, 1)
+  const ended = new RequestLifecycle(fakeReq(), fakeRes({ destroyed: true, writableEnded: true }), log, fakeRuntime())
+  t.assert.strictEqual(ended.clientGone(), false)
+})
+
+test('a client gone before this plugin\'s onRequest ran is recorded at once, and counted once', async (t: TestContext) => {
+  t.plan(4)
+  const { stream, above } = captureLogs()
+  const app = Fastify({ logger: { level: 'info', stream } })
+  t.after(() => app.close())
+  // An earlier plugin's slow hook: by the time ours runs the socket is gone.
+  await app.register(fp(async (instance) => {
+    instance.addHook('onRequest', async (req) => {
+      if (!req.raw.socket.destroyed) await once(req.raw.socket, 'close')
+    })
+  }))
+  await app.register(hangup)
+  let reason: unknown
+  app.get('/', async (req) => { reason = req.signal.reason; return 'x' })
+  const { port } = await listen(app)
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.end('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  socket.resume()
+  await once(socket, 'close')
+  await until(() => reason !== undefined, 'the handler to run')
+  t.assert.ok(reason instanceof ClientDisconnectedError)
+  t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 1, response: 0 })
+  t.assert.strictEqual(app.hangup.stats().inflight, 0)
+  t.assert.deepStrictEqual(above(30), [])
+})
+
+test('a response the server cut after the signal aborted (handler timeout with headers sent) is not a hang-up', async (t: TestContext) => {
+  t.plan(3)
+  const { app, loud } = await buildApp(t)
+  app.route({
+    method: 'GET',
+    url: '/',
+    handlerTimeout: 80,
+    handler: async (req, reply) => {
+      reply.raw.writeHead(200, { 'content-type': 'text/plain' })
+      reply.raw.write('partial')
+      await new Promise((resolve) => req.signal.addEventListener('abort', resolve))
+      return reply
+    }
+  })
+  const { url } = await listen(app)
+  const res = await request(url)
+  const err = await res.body.text().then(() => null, (e: Error) => e)
+  t.assert.ok(err !== null, 'the body was cut')
+  await until(() => app.hangup.stats().inflight === 0, 'the response to close')
+  t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 0, response: 0 })
+  t.assert.ok(loud().every((l) => l.level <= 40), JSON.stringify(loud()))
+})
+
+test('watchResponse counts the request in flight until its response closes', (t: TestContext) => {
+  t.plan(3)
+  const runtime = fakeRuntime()
+  const res = fakeRes()
+  const lifecycle = new RequestLifecycle(fakeReq(), res, log, runtime)
+  watchResponse(lifecycle)
+  t.assert.strictEqual(runtime.counters.inflight, 1)
+  ;(res as unknown as EventEmitter).emit('close')
+  ;(res as unknown as EventEmitter).emit('close')
+  t.assert.strictEqual(runtime.counters.inflight, 0)
+  t.assert.strictEqual(runtime.counters.handler, 1)
+})
