@@ -1,6 +1,6 @@
 'use strict'
 
 module.exports = require('neostandard')({
-  ignores: [...require('neostandard').resolveIgnoresFromGitignore(), 'types/**/*.test-d.ts'],
+  ignores: require('neostandard').resolveIgnoresFromGitignore(),
   ts: true
 })

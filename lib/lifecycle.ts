@@ -4,6 +4,9 @@ import { ClientDisconnectedError, ResponseSentError, type DisconnectPhase } from
 import type { Counters } from './stats.js'
 import type { DisconnectLogLevel } from './options.js'
 
+/** The request's and the response's slot for their lifecycle. */
+export const kLifecycle = Symbol('fastify-hangup.lifecycle')
+
 /** The parts of `IncomingMessage` / `Http2ServerRequest` this module reads. */
 export interface RawRequest {
   readonly httpVersionMajor: number
@@ -30,8 +33,6 @@ export interface Runtime {
   readonly abortOnResponse: boolean
   readonly logLevel: DisconnectLogLevel
 }
-
-export const kLifecycle = Symbol('fastify-hangup.lifecycle')
 
 /**
  * Which phase the request was in when its response closed unfinished.

@@ -16,6 +16,8 @@ export interface UpstreamRecord {
 export interface Upstream {
   url: string
   records: UpstreamRecord[]
+  /** Requests that reached the upstream so far (records are added when they close). */
+  received (): number
   /** Resolves with the n-th record (1-based) once that request's response closed; rejects after `timeoutMs`. */
   closed (n: number, timeoutMs?: number): Promise<UpstreamRecord>
   close (): Promise<void>
@@ -39,7 +41,9 @@ export async function startUpstream (opts: UpstreamOptions = {}): Promise<Upstre
   const chunkEveryMs = opts.chunkEveryMs ?? 20
   const records: UpstreamRecord[] = []
   const waiters: Array<() => void> = []
+  let received = 0
   const server = http.createServer((req, res) => {
+    received++
     const record: UpstreamRecord = { method: req.method ?? '', url: req.url ?? '', bodyBytes: 0, closedEarly: false, startedAt: performance.now(), closedAt: 0 }
     req.on('data', (chunk: Buffer) => { record.bodyBytes += chunk.length })
     let timer: NodeJS.Timeout | undefined = setTimeout(() => {
@@ -86,6 +90,7 @@ export async function startUpstream (opts: UpstreamOptions = {}): Promise<Upstre
   return {
     url: `http://127.0.0.1:${port}`,
     records,
+    received: () => received,
     closed,
     async close () {
       server.closeAllConnections()

@@ -1,0 +1,3 @@
+import { defineHangupMatrix } from '../helpers/matrix-cases.js'
+
+defineHangupMatrix('h1')

@@ -1,0 +1,54 @@
+import { test, type TestContext } from 'node:test'
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import net from 'node:net'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import { request } from 'undici'
+import { until, within } from './helpers/app.js'
+import { startUpstream } from './helpers/upstream.js'
+
+const root = join(__dirname, '..', '..', '..')
+
+// examples/quickstart.mjs is the README's example; it imports 'fastify-hangup' by
+// name, so this runs the built package as a user would.
+test('the README example proxies a POST and stops the upstream when the client hangs up', async (t: TestContext) => {
+  t.plan(4)
+  const upstream = await startUpstream({ delayMs: 20 })
+  const slow = await startUpstream({ delayMs: 5000 })
+  t.after(() => Promise.all([upstream.close(), slow.close()]))
+
+  async function startExample (target: string): Promise<{ port: number, lines: string[] }> {
+    const child = spawn(process.execPath, [join(root, 'examples', 'quickstart.mjs')], {
+      cwd: root,
+      env: { ...process.env, UPSTREAM: target, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'inherit']
+    })
+    t.after(() => { child.kill() })
+    const lines: string[] = []
+    const rl = createInterface({ input: child.stdout })
+    const listening = new Promise<number>((resolve) => {
+      rl.on('line', (line) => {
+        lines.push(line)
+        const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(line)
+        if (match !== null) resolve(Number(match[1]))
+      })
+    })
+    return { port: await within(listening, 10000, 'the example to listen'), lines }
+  }
+
+  const served = await startExample(upstream.url)
+  const res = await request(`http://127.0.0.1:${served.port}/search`, { method: 'POST', body: '{"q":"x"}', headers: { 'content-type': 'application/json' } })
+  t.assert.strictEqual(await res.body.text(), 'done')
+  t.assert.strictEqual((await upstream.closed(1)).bodyBytes, 9)
+
+  const hungUp = await startExample(slow.url)
+  const socket = net.connect(hungUp.port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write('POST /search HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\n{"q":"x"}')
+  await until(() => slow.received() === 1, 'the upstream to receive the request')
+  socket.destroy()
+  const record = await slow.closed(1, 3000)
+  t.assert.strictEqual(record.closedEarly, true)
+  t.assert.ok(record.closedAt - record.startedAt < 3000)
+})
