@@ -16,6 +16,8 @@ const os = require('node:os')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
 const { loadPlugin } = require('./load-plugin.js')
+const { VARIANTS } = require('./app.js')
+const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet } = require('./machine.js')
 
 const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [options])
 
@@ -23,11 +25,22 @@ const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [option
   --warmup <s>        seconds of warm-up per server+route (BENCH_WARMUP, default 2)
   --connections <n>   autocannon connections              (BENCH_CONNECTIONS, default 50)
   --pipelining <n>    autocannon pipelining               (BENCH_PIPELINING, default 1)
-  --pairs <n>         bare/plugin pairs per route         (BENCH_PAIRS, default 6)
+  --pairs <n>         clean bare/plugin pairs per route   (BENCH_PAIRS, default 6)
+  --max-pairs <n>     give up on clean pairs after n      (BENCH_MAX_PAIRS, default 2 x pairs)
+  --min-cpu <0..1>    a run whose server used less than this share of a core
+                      was throttled or client-bound: its pair is not clean
+                      (BENCH_MIN_CPU, default 0.9); so is a pair during which
+                      other processes used more than 5% of a core
   --routes <list>     comma-separated: ignore,read        (BENCH_ROUTES, default ignore,read)
   --pin / --no-pin    pin the servers to CPU 1 and the load generator to CPU 0
                       with taskset (BENCH_PIN=1/0, default: on when taskset exists
                       and the machine has 2+ CPUs)
+  --against <variant> what to compare with bare Fastify: plugin (default), or
+                      hook / no-abort to tell what the cost is made of (bench/app.js)
+  --max-seconds <s>   stop taking new pairs after this long (BENCH_MAX_SECONDS,
+                      default 170); the time is shared out between the routes
+  --no-wait           do not wait (up to 20 s before a pair) for other programs
+                      to leave the CPU alone
   --prof <variant>    run that server (bare, plugin or both) under --cpu-prof;
                       profiles go to bench/results/profiles/ (BENCH_PROF)
   --out <file>        JSON output (default bench/results/<node-version>.json)
@@ -42,10 +55,15 @@ function readOptions () {
       connections: { type: 'string' },
       pipelining: { type: 'string' },
       pairs: { type: 'string' },
+      'max-pairs': { type: 'string' },
+      'min-cpu': { type: 'string' },
       routes: { type: 'string' },
       pin: { type: 'boolean' },
       'no-pin': { type: 'boolean' },
       prof: { type: 'string' },
+      against: { type: 'string' },
+      'max-seconds': { type: 'string' },
+      'no-wait': { type: 'boolean' },
       out: { type: 'string' },
       help: { type: 'boolean' }
     }
@@ -65,20 +83,33 @@ function readOptions () {
   for (const r of routes) if (r !== 'ignore' && r !== 'read') fail(`unknown route ${r} (ignore, read)`)
   const prof = values.prof ?? env.BENCH_PROF ?? ''
   if (!['', 'bare', 'plugin', 'both'].includes(prof)) fail(`--prof must be bare, plugin or both, got ${prof}`)
+  const against = values.against ?? 'plugin'
+  if (against === 'bare' || !Object.hasOwn(VARIANTS, against)) fail(`--against must be one of ${Object.keys(VARIANTS).filter((v) => v !== 'bare').join(', ')}`)
   let pin = canPin()
   if (env.BENCH_PIN !== undefined) pin = env.BENCH_PIN === '1' || env.BENCH_PIN === 'true'
   if (values.pin) pin = true
   if (values['no-pin']) pin = false
   if (pin && !canPin()) fail('--pin needs taskset and 2+ CPUs')
+  const pairs = int('BENCH_PAIRS', values.pairs, 6, 1)
+  const minCpuRaw = values['min-cpu'] ?? env.BENCH_MIN_CPU ?? '0.9'
+  const minCpu = Number(minCpuRaw)
+  if (!(minCpu >= 0 && minCpu <= 1)) fail(`min-cpu must be between 0 and 1, got ${minCpuRaw}`)
   return {
     duration: int('BENCH_DURATION', values.duration, 3, 1),
     warmup: int('BENCH_WARMUP', values.warmup, 2, 0),
     connections: int('BENCH_CONNECTIONS', values.connections, 50, 1),
     pipelining: int('BENCH_PIPELINING', values.pipelining, 1, 1),
-    pairs: int('BENCH_PAIRS', values.pairs, 6, 1),
+    pairs,
+    maxPairs: Math.max(pairs, int('BENCH_MAX_PAIRS', values['max-pairs'], 2 * pairs, 1)),
+    minCpu,
+    maxOthers: 0.05,
+    maxSeconds: int('BENCH_MAX_SECONDS', values['max-seconds'], 170, 10),
+    waitQuiet: !values['no-wait'],
+    childPids: [],
     routes,
     pin,
     prof,
+    against,
     out: values.out ?? path.join(__dirname, 'results', `${process.version}.json`)
   }
 }
@@ -104,9 +135,11 @@ function pinTo (pid, cpu) {
   execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
 }
 
-async function startServer (variant, opts) {
+/** role: 'bare' or 'plugin' (the side compared with bare, which runs opts.against). */
+async function startServer (role, opts) {
+  const variant = role === 'bare' ? 'bare' : opts.against
   const execArgv = []
-  if (opts.prof === variant || opts.prof === 'both') {
+  if (opts.prof === role || opts.prof === 'both') {
     const dir = path.join(__dirname, 'results', 'profiles')
     fs.mkdirSync(dir, { recursive: true })
     execArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${variant}-${process.version}-${Date.now()}.cpuprofile`)
@@ -118,7 +151,7 @@ async function startServer (variant, opts) {
   ])
   if (msg.type !== 'ready') throw new Error(`${variant} server: unexpected message ${JSON.stringify(msg)}`)
   if (opts.pin) pinTo(msg.pid, 1)
-  return { variant, child, port: msg.port, url: `http://127.0.0.1:${msg.port}` }
+  return { role, variant, child, port: msg.port, url: `http://127.0.0.1:${msg.port}` }
 }
 
 async function stopServer (server) {
@@ -149,31 +182,55 @@ async function sanity (server, route) {
 
 async function load (autocannon, server, route, seconds, opts) {
   const before = await cpuSample(server)
+  const ours = new Set([process.pid, ...opts.childPids])
+  const othersBefore = othersCpu(ours)
   const result = await autocannon({
     url: `${server.url}/${route}`,
     connections: opts.connections,
     pipelining: opts.pipelining,
     duration: seconds
   })
+  const othersMs = othersCpuDelta(othersBefore, othersCpu(ours))
   const after = await cpuSample(server)
   const cpuMicros = (after.cpu.user - before.cpu.user) + (after.cpu.system - before.cpu.system)
+  const wallMs = after.at - before.at
   const bad = result.errors + result.timeouts + result.non2xx
   if (bad > 0) {
     throw new Error(`${server.variant} /${route}: ${result.errors} errors, ${result.timeouts} timeouts, ${result.non2xx} non-2xx`)
   }
   return {
     variant: server.variant,
+    role: server.role,
     rps: result.requests.average,
     requests: result.requests.total,
     latencyP50: result.latency.p50,
     latencyP99: result.latency.p99,
-    // Share of one core the server used: ~100% means the server, not
-    // autocannon, was the bottleneck, so the ratio measures the server.
-    serverCpu: cpuMicros / 1000 / (after.at - before.at)
+    // Share of one core the server used. ~95%+ means the server, not
+    // autocannon, was the bottleneck. Much less means the VM was throttled
+    // (on a burstable VM both vCPUs busy can halve the speed for seconds)
+    // or the load generator could not keep up: such a pair is not clean.
+    serverCpu: cpuMicros / 1000 / wallMs,
+    // CPU used by every other process (and kernel thread) meanwhile, in
+    // cores: another program competing for the CPU makes the pair unclean.
+    othersCpu: othersMs / wallMs,
+    // Requests per second of server CPU time: what the server would do on a
+    // core of its own. The guest's CPU clock does not run while the host
+    // holds the vCPU back, so this moves less than the wall-clock rps.
+    cpuRps: result.requests.total / (cpuMicros / 1e6)
   }
 }
 
+async function measurePair (autocannon, servers, route, index, opts) {
+  const order = index % 2 === 0 ? ['bare', 'plugin'] : ['plugin', 'bare']
+  const pair = { order: order.map((role) => servers[role].variant) }
+  for (const role of order) pair[role] = await load(autocannon, servers[role], route, opts.duration, opts)
+  pair.ratio = pair.plugin.rps / pair.bare.rps
+  pair.clean = [pair.bare, pair.plugin].every((r) => r.serverCpu >= opts.minCpu && r.othersCpu <= opts.maxOthers)
+  return pair
+}
+
 function median (values) {
+  if (values.length === 0) return NaN
   const s = [...values].sort((a, b) => a - b)
   const mid = s.length >> 1
   return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
@@ -181,23 +238,29 @@ function median (values) {
 
 function spread (values) {
   const med = median(values)
-  return { min: Math.min(...values), max: Math.max(...values), median: med, rangePct: (Math.max(...values) - Math.min(...values)) / med * 100 }
+  const min = Math.min(...values)
+  const max = Math.max(...values)
+  return { median: med, min, max, rangePct: (max - min) / med * 100 }
 }
 
-function summarize (route, runs) {
-  const bare = runs.filter((r) => r.variant === 'bare')
-  const plugin = runs.filter((r) => r.variant === 'plugin')
-  const pairRatios = bare.map((b, i) => plugin[i].rps / b.rps)
-  const bareMedian = median(bare.map((r) => r.rps))
-  const pluginMedian = median(plugin.map((r) => r.rps))
+function stats (pairs) {
+  const bare = pairs.map((p) => p.bare)
+  const plugin = pairs.map((p) => p.plugin)
+  const bareMedianRps = median(bare.map((r) => r.rps))
+  const pluginMedianRps = median(plugin.map((r) => r.rps))
+  const bareCpuRps = median(bare.map((r) => r.cpuRps))
+  const pluginCpuRps = median(plugin.map((r) => r.cpuRps))
   return {
-    route,
-    bareMedianRps: bareMedian,
-    pluginMedianRps: pluginMedian,
-    ratio: pluginMedian / bareMedian,
-    pairRatios: spread(pairRatios),
-    bareSpread: spread(bare.map((r) => r.rps)),
-    pluginSpread: spread(plugin.map((r) => r.rps)),
+    pairs: pairs.length,
+    bareMedianRps,
+    pluginMedianRps,
+    ratio: pluginMedianRps / bareMedianRps,
+    pairRatios: spread(pairs.map((p) => p.ratio)),
+    bareRps: spread(bare.map((r) => r.rps)),
+    pluginRps: spread(plugin.map((r) => r.rps)),
+    bareCpuRps,
+    pluginCpuRps,
+    cpuRatio: pluginCpuRps / bareCpuRps,
     bareLatencyP99Median: median(bare.map((r) => r.latencyP99)),
     pluginLatencyP99Median: median(plugin.map((r) => r.latencyP99)),
     bareServerCpuMedian: median(bare.map((r) => r.serverCpu)),
@@ -205,11 +268,30 @@ function summarize (route, runs) {
   }
 }
 
+/**
+ * The headline uses the clean pairs (server saturated in both runs) when
+ * there are at least 3 of them, or all pairs otherwise (then `basis` says so).
+ */
+function summarize (route, pairs) {
+  const clean = pairs.filter((p) => p.clean)
+  const all = stats(pairs)
+  const cleanStats = clean.length > 0 ? stats(clean) : null
+  const useClean = cleanStats !== null && clean.length >= Math.min(3, pairs.length)
+  return {
+    route,
+    basis: useClean ? 'clean pairs' : 'all pairs (too few clean ones: the machine was throttled, busy with other programs, or the load generator saturated)',
+    ...(useClean ? cleanStats : all),
+    cleanPairs: clean.length,
+    totalPairs: pairs.length,
+    allPairs: all
+  }
+}
+
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const pct = (n) => `${(n * 100).toFixed(1)}%`
 
-function printSummary (summaries) {
-  const rows = [['route', 'bare rps', 'plugin rps', 'plugin/bare', 'pair ratios min..max', 'bare range', 'plugin range', 'server CPU b/p']]
+function printSummary (summaries, label) {
+  const rows = [['route', 'bare rps', `${label} rps`, `${label}/bare`, 'pair ratios', 'bare ±', 'plugin ±', 'per-CPU-s b/p', 'CPU ratio', 'clean']]
   for (const s of summaries) {
     rows.push([
       `/${s.route}`,
@@ -217,9 +299,11 @@ function printSummary (summaries) {
       fmt(s.pluginMedianRps),
       pct(s.ratio),
       `${pct(s.pairRatios.min)}..${pct(s.pairRatios.max)}`,
-      `±${(s.bareSpread.rangePct / 2).toFixed(1)}%`,
-      `±${(s.pluginSpread.rangePct / 2).toFixed(1)}%`,
-      `${pct(s.bareServerCpuMedian)}/${pct(s.pluginServerCpuMedian)}`
+      `${(s.bareRps.rangePct / 2).toFixed(1)}%`,
+      `${(s.pluginRps.rangePct / 2).toFixed(1)}%`,
+      `${fmt(s.bareCpuRps)}/${fmt(s.pluginCpuRps)}`,
+      pct(s.cpuRatio),
+      `${s.cleanPairs}/${s.totalPairs}`
     ])
   }
   const widths = rows[0].map((_, c) => Math.max(...rows.map((r) => r[c].length)))
@@ -227,20 +311,40 @@ function printSummary (summaries) {
   console.log('\n' + line(rows[0]))
   console.log(widths.map((w) => '-'.repeat(w)).join('  '))
   for (const r of rows.slice(1)) console.log(line(r))
-  console.log('\nrps: median of the runs; ratio = median plugin / median bare; range = (max - min) / 2 around the median.')
+  console.log(`
+rps: median over the clean pairs (both servers saturated; see "clean"), else over all pairs.
+plugin/bare: median plugin rps / median bare rps. pair ratios: min..max of plugin/bare within a pair.
+±: half the max-min range of the runs, in % of the median. per-CPU-s: requests per second of
+server CPU time (robust to VM throttling); CPU ratio: plugin/bare of those medians.`)
+  for (const s of summaries) if (!s.basis.startsWith('clean')) console.log(`/${s.route}: ${s.basis}`)
 }
 
-function machine () {
-  const cpus = os.cpus()
-  return {
-    cpuModel: cpus[0]?.model ?? 'unknown',
-    cores: cpus.length,
-    availableParallelism: os.availableParallelism?.() ?? cpus.length,
-    totalMemoryMB: Math.round(os.totalmem() / 2 ** 20),
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    node: process.version,
-    v8: process.versions.v8
+async function runRoute (autocannon, servers, route, deadline, opts) {
+  for (const v of ['bare', 'plugin']) {
+    await sanity(servers[v], route)
+    if (opts.warmup > 0) await load(autocannon, servers[v], route, opts.warmup, opts)
   }
+  const pairs = []
+  const ours = new Set([process.pid, ...opts.childPids])
+  const pairMs = 2 * (opts.duration + 0.3) * 1000
+  let clean = 0
+  for (let i = 0; clean < opts.pairs && i < opts.maxPairs; i++) {
+    if (opts.waitQuiet) {
+      const { waited, quiet } = await waitForQuiet(ours, { maxWaitMs: Math.min(20_000, Math.max(0, deadline - Date.now() - pairMs)) })
+      if (waited > 1000) console.log(`  waited ${(waited / 1000).toFixed(1)} s for other programs to leave the CPU${quiet ? '' : ' (they did not)'}`)
+    }
+    if (Date.now() + pairMs > deadline && i > 0) {
+      console.log(`/${route}: time is up after ${i} pairs (--max-seconds)`)
+      break
+    }
+    const pair = await measurePair(autocannon, servers, route, i, opts)
+    pairs.push(pair)
+    if (pair.clean) clean++
+    const cpu = `server CPU ${pct(pair.bare.serverCpu)}/${pct(pair.plugin.serverCpu)}`
+    const foreign = `others ${pair.bare.othersCpu.toFixed(2)}/${pair.plugin.othersCpu.toFixed(2)} cores`
+    console.log(`/${route} pair ${i + 1} (${pair.order.join(' then ')}): bare ${fmt(pair.bare.rps)} rps, ${opts.against} ${fmt(pair.plugin.rps)} rps, ratio ${pct(pair.ratio)}, ${cpu}, ${foreign}${pair.clean ? '' : ' (not clean)'}`)
+  }
+  return pairs
 }
 
 async function main () {
@@ -249,53 +353,51 @@ async function main () {
   const autocannon = require('autocannon')
   const fastifyVersion = require('fastify/package.json').version
   const autocannonVersion = require('autocannon/package.json').version
-  const perRun = opts.duration + 0.3
-  const estimate = opts.routes.length * (2 * opts.warmup + 2 * opts.pairs * perRun)
-  console.log(`fastify-hangup throughput: Node ${process.version}, fastify ${fastifyVersion}, autocannon ${autocannonVersion}`)
-  console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; -c ${opts.connections} -p ${opts.pipelining} -d ${opts.duration}s, warm-up ${opts.warmup}s, ${opts.pairs} pairs per route${opts.pin ? ', servers pinned to CPU 1, load generator to CPU 0' : ''}; about ${Math.ceil(estimate)} s`)
+  const perRun = opts.duration + 0.2
+  const estimate = opts.routes.length * 2 * (opts.warmup + 0.2 + opts.pairs * perRun)
+  const worst = Math.min(opts.maxSeconds, opts.routes.length * 2 * (opts.warmup + 0.2 + opts.maxPairs * perRun))
+  console.log(`fastify-hangup throughput: Node ${process.version}, fastify ${fastifyVersion}, autocannon ${autocannonVersion}; bare Fastify vs ${opts.against}`)
+  console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; -c ${opts.connections} -p ${opts.pipelining} -d ${opts.duration}s, warm-up ${opts.warmup}s, ${opts.pairs} clean pairs per route (at most ${opts.maxPairs})${opts.pin ? ', servers pinned to CPU 1, load generator to CPU 0' : ''}; about ${Math.ceil(estimate)} s, at most ${Math.ceil(worst)} s`)
   if (opts.pairs < 5) console.log('note: fewer than 5 pairs: the medians are rough')
+  const idleBeforeStart = await warnIfBusy()
   if (opts.pin) pinTo(process.pid, 0)
 
   const servers = {}
   try {
     servers.bare = await startServer('bare', opts)
     servers.plugin = await startServer('plugin', opts)
+    opts.childPids = [servers.bare.child.pid, servers.plugin.child.pid]
+    const startedAt = Date.now()
     const summaries = []
-    const allRuns = {}
-    for (const route of opts.routes) {
-      for (const v of ['bare', 'plugin']) {
-        await sanity(servers[v], route)
-        if (opts.warmup > 0) await load(autocannon, servers[v], route, opts.warmup, opts)
-      }
-      const runs = []
-      for (let i = 0; i < opts.pairs; i++) {
-        const order = i % 2 === 0 ? ['bare', 'plugin'] : ['plugin', 'bare']
-        const pair = {}
-        for (const v of order) pair[v] = await load(autocannon, servers[v], route, opts.duration, opts)
-        runs.push(pair.bare, pair.plugin)
-        console.log(`/${route} pair ${i + 1}/${opts.pairs} (${order.join(' then ')}): bare ${fmt(pair.bare.rps)} rps, plugin ${fmt(pair.plugin.rps)} rps, ratio ${pct(pair.plugin.rps / pair.bare.rps)}`)
-      }
-      allRuns[route] = runs
-      summaries.push(summarize(route, runs))
+    const pairsByRoute = {}
+    const deadline = Date.now() - performance.now() + opts.maxSeconds * 1000 // from the process start
+    for (const [k, route] of opts.routes.entries()) {
+      const routeDeadline = Date.now() + (deadline - Date.now()) / (opts.routes.length - k)
+      pairsByRoute[route] = await runRoute(autocannon, servers, route, routeDeadline, opts)
+      summaries.push(summarize(route, pairsByRoute[route]))
     }
-    printSummary(summaries)
+    printSummary(summaries, opts.against)
 
     const report = {
       benchmark: 'throughput',
       date: new Date().toISOString(),
-      machine: machine(),
+      seconds: Math.round((Date.now() - startedAt) / 1000),
+      command: `node bench/run.js ${process.argv.slice(2).join(' ')}`.trim(),
+      machine: { ...machineInfo(), idleBeforeStart },
       versions: { node: process.version, fastify: fastifyVersion, autocannon: autocannonVersion, plugin: require('../package.json').version },
-      autocannon: { connections: opts.connections, pipelining: opts.pipelining, duration: opts.duration, warmup: opts.warmup, pairs: opts.pairs },
+      autocannon: { connections: opts.connections, pipelining: opts.pipelining, duration: opts.duration, warmup: opts.warmup },
+      pairing: { wanted: opts.pairs, max: opts.maxPairs, minServerCpu: opts.minCpu, maxOthersCpu: opts.maxOthers },
       pinned: opts.pin,
+      against: opts.against,
       target: { minRatio: 0.97 },
       summaries,
-      runs: allRuns
+      pairs: pairsByRoute
     }
     fs.mkdirSync(path.dirname(opts.out), { recursive: true })
     fs.writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n')
-    console.log(`written ${path.relative(process.cwd(), opts.out)}`)
+    console.log(`\nwritten ${path.relative(process.cwd(), opts.out)}`)
     const missed = summaries.filter((s) => s.ratio < 0.97)
-    if (missed.length > 0) console.log(`below the 97% target: ${missed.map((s) => `/${s.route} ${pct(s.ratio)}`).join(', ')}`)
+    if (missed.length > 0 && opts.against === 'plugin') console.log(`below the 97% target: ${missed.map((s) => `/${s.route} ${pct(s.ratio)}`).join(', ')}`)
   } finally {
     await Promise.all(Object.values(servers).map(stopServer))
   }

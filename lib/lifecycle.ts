@@ -7,6 +7,17 @@ import type { DisconnectLogLevel } from './options.js'
 /** The request's and the response's slot for their lifecycle. */
 export const kLifecycle = Symbol('fastify-hangup.lifecycle')
 
+/**
+ * No listener limit on a request's signal: 100 upstream calls may share it
+ * (PITFALLS #12, nodejs/node#52635), and undici's `fetch` keeps its `'abort'`
+ * listener until its Request is garbage-collected, so a long request making
+ * many sequential fetches would trip any fixed limit without leaking.
+ * Infinity, not 0: Node 20's `events.getMaxListeners()` throws
+ * ERR_INVALID_ARG_TYPE for an EventTarget whose limit is 0, and undici's
+ * `fetch` calls it on the signal it is given.
+ */
+export const SIGNAL_LISTENER_LIMIT = Infinity
+
 /** The parts of `IncomingMessage` / `Http2ServerRequest` this module reads. */
 export interface RawRequest {
   readonly httpVersionMajor: number
@@ -85,16 +96,14 @@ export class RequestLifecycle {
 
   /** Adopts an existing controller (Fastify's handler-timeout one). */
   adopt (controller: AbortController): void {
-    setMaxListeners(0, controller.signal)
+    setMaxListeners(SIGNAL_LISTENER_LIMIT, controller.signal)
     this.controller = controller
   }
 
   signal (): AbortSignal {
     if (this.controller === null) {
       const controller = new AbortController()
-      // 100 undici calls may share one request's signal (PITFALLS #12,
-      // nodejs/node#52635): undici removes its listener when a call ends.
-      setMaxListeners(0, controller.signal)
+      setMaxListeners(SIGNAL_LISTENER_LIMIT, controller.signal)
       this.controller = controller
       this.replay(controller)
     }

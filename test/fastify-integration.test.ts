@@ -207,3 +207,12 @@ test('bad input: garbage, a truncated body and a hang-up mid-headers crash nothi
   t.assert.deepStrictEqual(await ok.body.json(), { got: { a: 1 }, aborted: false })
   t.assert.deepStrictEqual(above(30), [], JSON.stringify(lines.filter((l) => l.level > 30)))
 })
+
+test('a Fastify getter that keeps its controller elsewhere leaves placeholders that no request carries', (t: TestContext) => {
+  t.plan(3)
+  const proto = Object.defineProperty({}, 'signal', { get () { return new AbortController().signal } })
+  const internals = new FastifySignalInternals().learn(Object.create(proto))
+  t.assert.strictEqual(typeof internals.getter, 'function')
+  t.assert.strictEqual(internals.controller.description, 'fastify-hangup.no-controller')
+  t.assert.strictEqual(internals.onAbort.description, 'fastify-hangup.no-onAbort')
+})

@@ -262,3 +262,18 @@ test('inject: the signal works without a socket and is not aborted while the rou
   t.assert.strictEqual(res.statusCode, 200)
   t.assert.deepStrictEqual(res.json(), { aborted: false })
 })
+
+test('undici fetch accepts request.signal on every Node (Node 20 getMaxListeners throws for a 0 limit)', async (t: TestContext) => {
+  t.plan(2)
+  const { fetch } = await import('undici')
+  const { app } = await buildApp(t)
+  const upstream = await startUpstream({ delayMs: 5 })
+  t.after(() => upstream.close())
+  app.get('/', async (req) => {
+    const texts = await Promise.all(Array.from({ length: 20 }, () => fetch(upstream.url, { signal: req.signal }).then((r) => r.text())))
+    return texts.every((x) => x === 'done')
+  })
+  const res = await app.inject('/')
+  t.assert.strictEqual(res.statusCode, 200)
+  t.assert.strictEqual(res.body, 'true')
+})

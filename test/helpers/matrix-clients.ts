@@ -54,6 +54,7 @@ function deferred<T> (): Deferred<T> {
 function http1Client (transport: 'h1' | 'h1-reuse' | 'https', origin: URL, ca: Buffer | undefined): MatrixClient {
   const agent = transport === 'h1-reuse' ? new http.Agent({ keepAlive: true, maxSockets: 1 }) : false
   const port = Number(origin.port)
+  const open = new Set<http.ClientRequest>()
   function request (method: string, path: string, headers: Record<string, string | number>): Exchange {
     const status = deferred<number>()
     const firstChunk = deferred<void>()
@@ -64,6 +65,8 @@ function http1Client (transport: 'h1' | 'h1-reuse' | 'https', origin: URL, ca: B
     const req = transport === 'https'
       ? https.request({ ...options, ca })
       : http.request(options)
+    open.add(req)
+    req.on('close', () => { open.delete(req) })
     req.on('error', (err) => { errors.push(err) })
     req.on('socket', () => { reusedSocket.resolve(req.reusedSocket) })
     req.on('response', (res) => {
@@ -92,6 +95,8 @@ function http1Client (transport: 'h1' | 'h1-reuse' | 'https', origin: URL, ca: B
     request,
     complete: (method, path, ms, body, headers = {}) => completeRequest(request, method, path, ms, body, headers),
     async close () {
+      // What a failed case left open would keep the app's close waiting.
+      for (const req of open) req.destroy()
       if (agent !== false) agent.destroy()
     }
   }
@@ -99,14 +104,16 @@ function http1Client (transport: 'h1' | 'h1-reuse' | 'https', origin: URL, ca: B
 
 function http2Client (transport: 'h2c' | 'h2-tls', origin: URL, ca: Buffer | undefined): MatrixClient {
   const session = http2.connect(origin, { ca })
-  const sessionErrors: Error[] = []
-  session.on('error', (err) => { sessionErrors.push(err) })
+  session.on('error', () => {})
+  const open = new Set<http2.ClientHttp2Stream>()
   function request (method: string, path: string, headers: Record<string, string | number>, hasBody: boolean): Exchange {
     const status = deferred<number>()
     const firstChunk = deferred<void>()
     const body = deferred<string>()
     const errors: Error[] = []
     const stream = session.request({ ':method': method, ':path': path, ...headers }, { endStream: !hasBody })
+    open.add(stream)
+    stream.on('close', () => { open.delete(stream) })
     stream.on('error', (err) => { errors.push(err) })
     stream.on('response', (h) => { status.resolve(Number(h[':status'])) })
     const parts: Buffer[] = []
@@ -132,6 +139,8 @@ function http2Client (transport: 'h2c' | 'h2-tls', origin: URL, ca: Buffer | und
     complete: (method, path, ms, body, headers = {}) => completeRequest(request, method, path, ms, body, headers),
     async close () {
       if (session.closed || session.destroyed) return
+      // A graceful close waits for open streams: cancel what a failed case left open.
+      for (const stream of open) stream.close(http2.constants.NGHTTP2_CANCEL)
       const closed = once(session, 'close')
       session.close()
       try {

@@ -33,7 +33,7 @@ export interface MatrixUpstream {
   /** Emits 'change' whenever a record changes. */
   events: EventEmitter
   /** Waits until `check(records)` holds; fails after `ms` with `what`. */
-  waitFor (check: (records: MatrixUpstreamRecord[]) => boolean, ms: number, what: string): Promise<void>
+  waitFor (check: (records: MatrixUpstreamRecord[]) => boolean, ms: number, what: string, cancel?: AbortSignal): Promise<void>
   /** The n-th arrived request (1-based) once its response closed. */
   closed (n: number, ms: number): Promise<MatrixUpstreamRecord>
   /** Connections the upstream accepted. */
@@ -110,8 +110,8 @@ export async function startMatrixUpstream (opts: MatrixUpstreamOptions = {}): Pr
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
 
-  async function waitFor (check: (records: MatrixUpstreamRecord[]) => boolean, ms: number, what: string): Promise<void> {
-    await until(events, 'change', () => check(records), ms, `the upstream: ${what} (it saw ${JSON.stringify(records)})`)
+  async function waitFor (check: (records: MatrixUpstreamRecord[]) => boolean, ms: number, what: string, cancel?: AbortSignal): Promise<void> {
+    await until(events, 'change', () => check(records), ms, `the upstream: ${what}`, cancel)
   }
 
   return {
@@ -120,7 +120,7 @@ export async function startMatrixUpstream (opts: MatrixUpstreamOptions = {}): Pr
     events,
     waitFor,
     async closed (n: number, ms: number): Promise<MatrixUpstreamRecord> {
-      await waitFor((r) => r.length >= n && r[n - 1]?.closedEarly !== null, ms, `request #${n} closed`)
+      await waitFor((r) => r.length >= n && r[n - 1]?.closedEarly !== null, ms, `request #${n} to close (its answer takes ${delayMs} ms + ${chunks} chunks: was it cancelled?)`)
       return records[n - 1] as MatrixUpstreamRecord
     },
     connections: () => connections,

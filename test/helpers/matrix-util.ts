@@ -5,16 +5,27 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 
-/** Rejects with a message naming `what` when `promise` has not settled within `ms`. */
-export async function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
+/**
+ * Rejects with a message naming `what` when `promise` has not settled within
+ * `ms`, or with `cancel`'s reason as soon as it aborts (the timer never
+ * outlives the wait).
+ */
+export async function within<T> (promise: Promise<T>, ms: number, what: string, cancel?: AbortSignal): Promise<T> {
   let timer: NodeJS.Timeout | undefined
+  let onCancel: (() => void) | undefined
   const timeout = new Promise<never>((_resolve, reject) => {
     timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
+    if (cancel !== undefined) {
+      onCancel = () => reject(cancel.reason)
+      if (cancel.aborted) onCancel()
+      else cancel.addEventListener('abort', onCancel, { once: true })
+    }
   })
   try {
     return await Promise.race([promise, timeout])
   } finally {
     clearTimeout(timer)
+    if (onCancel !== undefined) cancel?.removeEventListener('abort', onCancel)
   }
 }
 
@@ -22,14 +33,14 @@ export async function within<T> (promise: Promise<T>, ms: number, what: string):
  * Resolves once `check()` is true, re-checking on every `event` of `emitter`;
  * rejects after `ms` with a message naming `what`. No polling, no sleeps.
  */
-export async function until (emitter: EventEmitter, event: string, check: () => boolean, ms: number, what: string): Promise<void> {
+export async function until (emitter: EventEmitter, event: string, check: () => boolean, ms: number, what: string, cancel?: AbortSignal): Promise<void> {
   if (check()) return
   let onEvent: (() => void) | undefined
   try {
     await within(new Promise<void>((resolve) => {
       onEvent = () => { if (check()) resolve() }
       emitter.on(event, onEvent)
-    }), ms, what)
+    }), ms, what, cancel)
   } finally {
     if (onEvent !== undefined) emitter.removeListener(event, onEvent)
   }
@@ -89,13 +100,18 @@ export function tlsMaterial (): TlsMaterial {
     ], { stdio: 'ignore', timeout: 10_000 })
     material = { key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'cert.pem')), source: 'openssl' }
   } catch {
-    // compiled to dist/test/test/helpers; the fixtures stay in the source tree
-    const fixtures = join(__dirname, '..', '..', '..', '..', 'test', 'matrix', 'fixtures')
-    material = { key: readFileSync(join(fixtures, 'key.pem')), cert: readFileSync(join(fixtures, 'cert.pem')), source: 'fixture' }
+    material = fixtureTlsMaterial()
   } finally {
     rmSync(dir, { recursive: true, force: true })
   }
   return material
+}
+
+/** The fixed pair shipped in test/matrix/fixtures (the fallback when `openssl` is missing). */
+export function fixtureTlsMaterial (): TlsMaterial {
+  // compiled to dist/test/test/helpers; the fixtures stay in the source tree
+  const fixtures = join(__dirname, '..', '..', '..', '..', 'test', 'matrix', 'fixtures')
+  return { key: readFileSync(join(fixtures, 'key.pem')), cert: readFileSync(join(fixtures, 'cert.pem')), source: 'fixture' }
 }
 
 /** A one-line description of whatever an API rejected with, for diagnostics. */

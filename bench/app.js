@@ -1,0 +1,44 @@
+'use strict'
+
+// The Fastify app every throughput benchmark serves, in one of its variants:
+//   bare      Fastify alone
+//   plugin    Fastify + fastify-hangup with its default options
+// and, to tell what the plugin's cost is made of:
+//   hook      Fastify + an empty onRequest and an empty onError hook: what
+//             Fastify itself charges for any plugin that adds hooks
+//   no-abort  Fastify + fastify-hangup with abortOnResponse: false
+// Routes:
+//   GET /ignore  never touches request.signal (the plugin's lazy path)
+//   GET /read    reads request.signal and checks .aborted (allocates a controller)
+
+const Fastify = require('fastify')
+const { loadPlugin } = require('./load-plugin.js')
+
+const VARIANTS = {
+  bare: async () => {},
+  plugin: async (app) => { await app.register(loadPlugin()) },
+  hook: async (app) => {
+    app.addHook('onRequest', function emptyOnRequest (request, reply, done) { done() })
+    app.addHook('onError', function emptyOnError (request, reply, error, done) { done() })
+  },
+  'no-abort': async (app) => { await app.register(loadPlugin(), { abortOnResponse: false }) }
+}
+
+async function buildApp (variant) {
+  if (!Object.hasOwn(VARIANTS, variant)) throw new Error(`unknown variant ${variant} (${Object.keys(VARIANTS).join(', ')})`)
+  const app = Fastify({ logger: false })
+  await VARIANTS[variant](app)
+
+  app.get('/ignore', async function ignore () {
+    return { hello: 'world' }
+  })
+
+  app.get('/read', async function read (request) {
+    return { hello: 'world', aborted: request.signal.aborted }
+  })
+
+  await app.listen({ host: '127.0.0.1', port: 0 })
+  return app
+}
+
+module.exports = { buildApp, VARIANTS }
