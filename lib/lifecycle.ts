@@ -26,6 +26,8 @@ export interface RawRequest {
   readonly stream?: { readonly endAfterHeaders: boolean }
   readonly socket: { readonly destroyed: boolean } | null
   removeListener (event: 'close', listener: () => void): unknown
+  on (event: 'close', listener: (this: RawRequest) => void): unknown
+  [kLifecycle]?: RequestLifecycle
 }
 
 /** The parts of `ServerResponse` / `Http2ServerResponse` this module reads. */
@@ -34,6 +36,8 @@ export interface RawResponse {
   readonly headersSent: boolean
   readonly destroyed?: boolean
   readonly stream?: { readonly destroyed: boolean }
+  /** null while an HTTP/1.1 pipelined response waits for the one before it. */
+  readonly socket?: unknown
   on (event: 'close', listener: (this: RawResponse) => void): unknown
   [kLifecycle]?: RequestLifecycle
 }
@@ -176,13 +180,30 @@ export function onResponseClose (this: RawResponse): void {
 }
 
 /**
+ * The `'close'` listener of a pipelined HTTP/1.1 request whose response is
+ * still queued behind another. Node destroys such requests when the socket
+ * closes but never emits `'close'` on their queued responses, so the
+ * response's listener alone would miss the hang-up. The request's `'close'`
+ * also fires once a body has been read (PITFALLS #1): only a dead socket
+ * counts.
+ */
+export function onQueuedRequestClose (this: RawRequest): void {
+  const lifecycle = this[kLifecycle] as RequestLifecycle
+  if (responseIsDead(this, lifecycle.res)) lifecycle.onClose()
+}
+
+/**
  * Starts watching a response. A client that left before this ran (the socket
  * was destroyed while Fastify routed) is recorded at once (PITFALLS #4).
  */
 export function watchResponse (lifecycle: RequestLifecycle): void {
-  const res = lifecycle.res
+  const { req, res } = lifecycle
   lifecycle.runtime.counters.inflight++
   res[kLifecycle] = lifecycle
   res.on('close', onResponseClose)
-  if (responseIsDead(lifecycle.req, res)) lifecycle.onClose()
+  if (res.socket === null) {
+    req[kLifecycle] = lifecycle
+    req.on('close', onQueuedRequestClose)
+  }
+  if (responseIsDead(req, res)) lifecycle.onClose()
 }

@@ -125,3 +125,39 @@ test('watchResponse counts the request in flight until its response closes', (t:
   t.assert.strictEqual(runtime.counters.inflight, 0)
   t.assert.strictEqual(runtime.counters.handler, 1)
 })
+
+test('HTTP/1.1 pipelining: queued requests abort when the client leaves, and complete untouched when it stays', async (t: TestContext) => {
+  t.plan(5)
+  const { app, loud } = await buildApp(t)
+  const signals: AbortSignal[] = []
+  app.get<{ Params: { n: string } }>('/:n', async (req) => {
+    signals.push(req.signal)
+    await new Promise((resolve) => setTimeout(resolve, req.params.n === 'slow' ? 2000 : 10))
+    return req.params.n
+  })
+  const { port } = await listen(app)
+  const pipelined = (paths: string[]): string => paths.map((p) => `GET /${p} HTTP/1.1\r\nhost: x\r\n\r\n`).join('')
+
+  // All three answered, in order, none aborted before its response was sent.
+  const stays = net.connect(port, '127.0.0.1')
+  await once(stays, 'connect')
+  let answers = ''
+  stays.on('data', (chunk: Buffer) => { answers += chunk.toString() })
+  stays.write(pipelined(['a', 'b', 'c']))
+  await until(() => (answers.match(/HTTP\/1\.1 200/g) ?? []).length === 3, 'three pipelined answers')
+  stays.destroy()
+  t.assert.match(answers, /\r\n\r\na[\s\S]*\r\n\r\nb[\s\S]*\r\n\r\nc/)
+  t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 0, response: 0 })
+
+  // The client leaves while the first is in its handler and two wait behind it.
+  signals.length = 0
+  const leaves = net.connect(port, '127.0.0.1')
+  await once(leaves, 'connect')
+  leaves.write(pipelined(['slow', 'slow', 'slow']))
+  await until(() => signals.length === 3, 'three pipelined requests to reach the route')
+  leaves.destroy()
+  await until(() => app.hangup.stats().inflight === 0, 'every queued request to be accounted for')
+  t.assert.deepStrictEqual(signals.map((s) => s.aborted), [true, true, true])
+  t.assert.strictEqual(app.hangup.stats().disconnects.handler, 3)
+  t.assert.deepStrictEqual(loud(), [])
+})
