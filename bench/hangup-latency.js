@@ -236,6 +236,7 @@ function summarize (mode, results, wanted, hold) {
     upstreamCompleted: ok.filter((r) => r.upstreamCompleted).length,
     abortReasons: reasons,
     hangupToUpstreamCloseMs: distribution(ok.map((r) => r.latencyMs)),
+    over2Ms: ok.filter((r) => r.latencyMs > 2).length,
     hangupToSignalAbortMs: distribution(ok.map((r) => r.toSignalMs)),
     signalAbortToUpstreamCloseMs: distribution(ok.map((r) => r.signalToUpstreamMs)),
     upstreamHeldMs: distribution(ok.map((r) => r.upstreamHeldMs))
@@ -245,14 +246,14 @@ function summarize (mode, results, wanted, hold) {
 const ms = (v) => (v === null || v === undefined ? '-' : v < 100 ? v.toFixed(3) : v.toFixed(0))
 
 function printSummary (summaries) {
-  const rows = [['mode', 'n', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', 'to signal p50/p99', 'upstream ran to the end']]
+  const rows = [['mode', 'n', 'p50 ms', 'p90 ms', 'p99 ms', 'max ms', '> 2 ms', 'to signal p50/p99', 'upstream ran to the end']]
   for (const s of summaries) {
     const d = s.hangupToUpstreamCloseMs ?? {}
     const sig = s.hangupToSignalAbortMs
     rows.push([
       s.mode,
       String(s.measured),
-      ms(d.p50), ms(d.p90), ms(d.p99), ms(d.max),
+      ms(d.p50), ms(d.p90), ms(d.p99), ms(d.max), String(s.over2Ms),
       sig === null ? '-' : `${ms(sig.p50)}/${ms(sig.p99)}`,
       `${s.upstreamCompleted}/${s.measured} (hold ${s.upstreamHoldMs} ms)`
     ])

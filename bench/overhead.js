@@ -32,8 +32,10 @@ const HELP = `usage: node bench/overhead.js [options]
                                                          (default bare,hook,no-abort,plugin)
   --rounds <n>        alternation rounds per route       (default 100)
   --chunk <n>         requests per variant per round     (default 5000)
-  --connections <n>   client connections                 (default 10)
-  --depth <n>         requests in flight per connection  (default 10)
+  --connections <n>   client connections                 (default 16)
+  --depth <n>         requests in flight per connection  (default 1: no
+                      pipelining, the common case; with more, some responses
+                      wait in Node's queue, which the plugin watches differently)
   --out <file>        JSON output (default bench/results/overhead-<node-version>.json)
   --help
 `
@@ -133,8 +135,8 @@ function readOptions (values) {
     variants,
     rounds: int('rounds', 100, 3),
     chunk: int('chunk', 5000, 100),
-    connections: int('connections', 10, 1),
-    depth: int('depth', 10, 1),
+    connections: int('connections', 16, 1),
+    depth: int('depth', 1, 1),
     out: values.out ?? path.join(__dirname, 'results', `overhead-${process.version}.json`)
   }
 }

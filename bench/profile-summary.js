@@ -2,9 +2,13 @@
 
 // Summarizes a V8 .cpuprofile (from `node bench/run.js --prof plugin`):
 //   node bench/profile-summary.js <file.cpuprofile> [filter] [top]
-// prints the top functions by self time, then the inclusive time (the
-// function and everything it called) of the functions whose script URL
-// contains `filter` (default: fastify-hangup's dist/), as % of the busy time.
+// prints the top functions by self time, then, for the functions whose script
+// URL contains `filter` (default: fastify-hangup's dist/), as % of busy time:
+// - inclusive time: the function and everything it called. A hook's `done()`
+//   runs the rest of the request synchronously, so this overstates hooks;
+// - own time: samples in that function or in what it called (Node core, a
+//   dependency such as @fastify/error), up to the first frame of Fastify or of
+//   the benchmark's app: its own cost, not the rest of the request.
 
 const fs = require('node:fs')
 const path = require('node:path')
@@ -28,6 +32,10 @@ function key (node) {
 
 const self = new Map()
 const inclusive = new Map()
+const own = new Map()
+// Frames of Fastify itself, of the benchmark's app or of the plugin: the
+// request chain, where attributing a sample to the caller stops.
+const isChain = (n) => /[/\\]node_modules[/\\](fastify|find-my-way)[/\\]|[/\\](bench|dist)[/\\]/.test(n.callFrame.url)
 let total = 0
 let idle = 0
 for (let i = 0; i < profile.samples.length; i++) {
@@ -39,6 +47,14 @@ for (let i = 0; i < profile.samples.length; i++) {
   }
   total += dt
   self.set(key(node), (self.get(key(node)) ?? 0) + dt)
+  for (let id = node.id; id !== undefined; id = parent.get(id)) {
+    const n = byId.get(id)
+    if (n.callFrame.url.includes(filter)) {
+      own.set(key(n), (own.get(key(n)) ?? 0) + dt)
+      break
+    }
+    if (isChain(n)) break
+  }
   const seen = new Set()
   for (let id = node.id; id !== undefined; id = parent.get(id)) {
     const n = byId.get(id)
@@ -60,3 +76,10 @@ for (const [k, v] of [...self].filter(([k]) => !k.startsWith('(idle)')).sort((a,
 }
 console.log(`\ninclusive time of functions in scripts matching "${filter}":`)
 for (const [k, v] of [...inclusive].sort((a, b) => b[1] - a[1])) console.log(`${pct(v)} ${ms(v)}  ${k}`)
+let ownTotal = 0
+console.log(`\nown time (with what they call, short of Fastify and the app) of functions in scripts matching "${filter}":`)
+for (const [k, v] of [...own].sort((a, b) => b[1] - a[1])) {
+  ownTotal += v
+  console.log(`${pct(v)} ${ms(v)}  ${k}`)
+}
+console.log(`${pct(ownTotal)} ${ms(ownTotal)}  total`)
