@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import { once } from 'node:events'
 import net from 'node:net'
-import Fastify from 'fastify'
+import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { request } from 'undici'
 import hangup, { ClientDisconnectedError } from '../lib/index.js'
@@ -77,8 +77,8 @@ test('handlerTimeout route whose client leaves: the reason is the hang-up, the t
   t.assert.deepStrictEqual(loud(), [])
 })
 
-test('a hook registered before the plugin that reads request.signal: its controller is adopted, POST is not aborted', async (t: TestContext) => {
-  t.plan(3)
+/** An app where a plugin registered before fastify-hangup reads request.signal in its onRequest hook. */
+async function appWithEarlyReader (t: TestContext): Promise<{ app: FastifyInstance, early: () => AbortSignal | undefined }> {
   const app = Fastify()
   t.after(() => app.close())
   let early: AbortSignal | undefined
@@ -86,11 +86,17 @@ test('a hook registered before the plugin that reads request.signal: its control
     instance.addHook('onRequest', async (req) => { early = req.signal })
   }))
   await app.register(hangup)
+  return { app, early: () => early }
+}
+
+test('a hook registered before the plugin that reads request.signal: its controller is adopted, POST is not aborted', async (t: TestContext) => {
+  t.plan(3)
+  const { app, early } = await appWithEarlyReader(t)
   const upstream = await startUpstream({ delayMs: 30 })
   t.after(() => upstream.close())
   app.post('/', async (req) => {
     const res = await request(upstream.url, { signal: req.signal, method: 'POST', body: JSON.stringify(req.body) })
-    return { body: await res.body.text(), same: req.signal === early, aborted: req.signal.aborted }
+    return { body: await res.body.text(), same: req.signal === early(), aborted: req.signal.aborted }
   })
   const { url } = await listen(app)
   const res = await request(url, { method: 'POST', body: '{"a":1}', headers: { 'content-type': 'application/json' } })
@@ -101,21 +107,15 @@ test('a hook registered before the plugin that reads request.signal: its control
 
 test('an adopted early controller still aborts on a hang-up', async (t: TestContext) => {
   t.plan(2)
-  const app = Fastify()
-  t.after(() => app.close())
-  let early: AbortSignal | undefined
-  await app.register(fp(async (instance) => {
-    instance.addHook('onRequest', async (req) => { early = req.signal })
-  }))
-  await app.register(hangup)
+  const { app, early } = await appWithEarlyReader(t)
   app.get('/', async (_req, reply) => { await once(reply.raw, 'close'); return 'x' })
   const { port } = await listen(app)
   const socket = await connect(port, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n')
   await until(() => app.hangup.stats().inflight === 1, 'the request')
   socket.destroy()
-  await until(() => early?.aborted === true, 'the abort')
-  t.assert.ok(early?.reason instanceof ClientDisconnectedError)
-  t.assert.strictEqual((early?.reason as ClientDisconnectedError).phase, 'handler')
+  await until(() => early()?.aborted === true, 'the abort')
+  t.assert.ok(early()?.reason instanceof ClientDisconnectedError)
+  t.assert.strictEqual((early()?.reason as ClientDisconnectedError).phase, 'handler')
 })
 
 test('routes of a context registered before the plugin are followed too (Fastify applies hooks at ready)', async (t: TestContext) => {
