@@ -1,5 +1,6 @@
 'use strict'
 
+const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 
@@ -98,4 +99,9 @@ async function waitForQuiet (ours, { maxWaitMs = 20_000, windowMs = 500, thresho
   }
 }
 
-module.exports = { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet }
+/** Pins every thread of `pid` to `cpu` (-a: V8 and libuv threads too); throws without taskset. */
+function pinTo (pid, cpu) {
+  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
+}
+
+module.exports = { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo }

@@ -17,13 +17,14 @@
 // variant, so "extra ns per request" is exact and the percentage slightly
 // understates the server-only overhead. Throughput proper is run.js's job.
 
-const { fork, execFileSync } = require('node:child_process')
+const { fork } = require('node:child_process')
 const { once } = require('node:events')
 const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
 const { parseArgs } = require('node:util')
+const { quantile } = require('./stats.js')
 
 const HELP = `usage: node bench/overhead.js [options]
 
@@ -141,22 +142,9 @@ function readOptions (values) {
   }
 }
 
-function quantile (values, q) {
-  const s = [...values].sort((a, b) => a - b)
-  const pos = (s.length - 1) * q
-  const lo = Math.floor(pos)
-  return s[lo] + (s[Math.ceil(pos)] - s[lo]) * (pos - lo)
-}
-
-function pinAll (pid, cpu) {
-  try {
-    execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
-  } catch {}
-}
-
 async function parent (opts) {
   const { loadPlugin } = require('./load-plugin.js')
-  const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet } = require('./machine.js')
+  const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo } = require('./machine.js')
   loadPlugin()
   console.log(`fastify-hangup CPU per request: Node ${process.version}, fastify ${require('fastify/package.json').version}`)
   console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; ${opts.rounds} rounds x ${opts.chunk} requests per variant and route, ${opts.connections} connections x ${opts.depth} in flight`)
@@ -170,7 +158,8 @@ async function parent (opts) {
       children[v] = fork(__filename, ['--child', v], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
       const [msg] = await once(children[v], 'message')
       ours.add(msg.pid)
-      if (os.cpus().length > 1) pinAll(msg.pid, os.cpus().length - 1)
+      // Best effort: without taskset the variants simply share the CPUs.
+      if (os.cpus().length > 1) try { pinTo(msg.pid, os.cpus().length - 1) } catch {}
     }
     const run = async (v, route, n) => {
       children[v].send({ route, n, connections: opts.connections, depth: opts.depth })

@@ -17,7 +17,8 @@ const path = require('node:path')
 const { parseArgs } = require('node:util')
 const { loadPlugin } = require('./load-plugin.js')
 const { VARIANTS } = require('./app.js')
-const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet } = require('./machine.js')
+const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo } = require('./machine.js')
+const { median, quantile } = require('./stats.js')
 
 const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [options])
 
@@ -130,11 +131,6 @@ function canPin () {
   }
 }
 
-/** Pins every thread of `pid` to `cpu` (-a: V8 and libuv threads too). */
-function pinTo (pid, cpu) {
-  execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
-}
-
 /** role: 'bare' or 'plugin' (the side compared with bare, which runs opts.against). */
 async function startServer (role, opts) {
   const variant = role === 'bare' ? 'bare' : opts.against
@@ -233,25 +229,11 @@ async function measurePair (autocannon, servers, route, index, opts) {
   return pair
 }
 
-function median (values) {
-  if (values.length === 0) return NaN
-  const s = [...values].sort((a, b) => a - b)
-  const mid = s.length >> 1
-  return s.length % 2 === 1 ? s[mid] : (s[mid - 1] + s[mid]) / 2
-}
-
-function quartile (values, q) {
-  const s = [...values].sort((a, b) => a - b)
-  const pos = (s.length - 1) * q
-  const lo = Math.floor(pos)
-  return s[lo] + (s[Math.ceil(pos)] - s[lo]) * (pos - lo)
-}
-
 function spread (values) {
   const med = median(values)
   const min = Math.min(...values)
   const max = Math.max(...values)
-  return { median: med, q1: quartile(values, 0.25), q3: quartile(values, 0.75), min, max, rangePct: (max - min) / med * 100 }
+  return { median: med, q1: quantile(values, 0.25), q3: quantile(values, 0.75), min, max, rangePct: (max - min) / med * 100 }
 }
 
 function stats (pairs) {
