@@ -47,8 +47,13 @@ function describe (value: unknown): string {
   return `${typeof value} ${String(value)}`
 }
 
+/** The caller's value, or the default when it is absent; an explicit null is a value (and wrong). */
+function optionValue (opts: Record<string, unknown>, name: keyof ResolvedOptions): unknown {
+  return opts[name] === undefined ? DEFAULTS[name] : opts[name]
+}
+
 function booleanOption (opts: Record<string, unknown>, name: keyof ResolvedOptions): boolean {
-  const value = opts[name] === undefined ? DEFAULTS[name] : opts[name]
+  const value = optionValue(opts, name)
   if (typeof value !== 'boolean') {
     throw new InvalidOptionError(name, 'a boolean', describe(value))
   }
@@ -56,7 +61,7 @@ function booleanOption (opts: Record<string, unknown>, name: keyof ResolvedOptio
 }
 
 function logLevelOption (opts: Record<string, unknown>): DisconnectLogLevel {
-  const value = opts.disconnectLogLevel === undefined ? DEFAULTS.disconnectLogLevel : opts.disconnectLogLevel
+  const value = optionValue(opts, 'disconnectLogLevel')
   if (typeof value !== 'string' || !LOG_LEVELS.has(value)) {
     throw new InvalidOptionError('disconnectLogLevel', "one of 'trace', 'debug', 'info', 'silent'", describe(value))
   }
