@@ -64,6 +64,27 @@ export class ResponseSentError extends ResponseSentBase {
   }
 }
 
+const ServerClosingBase = createError(
+  'FST_HANGUP_SERVER_CLOSING',
+  'The server is closing and the grace period is over',
+  503
+)
+
+/**
+ * `request.signal.reason` for a request still in flight when a graceful
+ * close reaches its deadline: its upstream calls stop, and it gets 503.
+ */
+export class ServerClosingError extends ServerClosingBase {
+  constructor () {
+    super()
+    this.name = 'AbortError'
+  }
+
+  static create (): ServerClosingError {
+    return withoutStack(() => new ServerClosingError())
+  }
+}
+
 /** A bad option passed to `register`. */
 export const InvalidOptionError = createError<[string, string, string]>(
   'FST_HANGUP_INVALID_OPTION',

@@ -1,6 +1,9 @@
 import type { FastifyError, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
+import { requestContext } from './context.js'
 import type { FastifySignalInternals } from './fastify-internals.js'
-import { RequestLifecycle, watchResponse, kLifecycle, type RawRequest, type RawResponse, type Runtime } from './lifecycle.js'
+import { RequestLifecycle, watchResponse, kLifecycle, type Runtime } from './lifecycle.js'
+import type { ProcessGuard } from './process-guard.js'
+import { makeGeneric } from './respond.js'
 
 /** Fastify's request with this plugin's private slot (declared with `decorateRequest`). */
 export type TrackedRequest = FastifyRequest & {
@@ -8,9 +11,23 @@ export type TrackedRequest = FastifyRequest & {
   [key: symbol]: unknown
 }
 
+type Done = (error?: Error | null, payload?: unknown) => void
+
 export interface Hooks {
   onRequest (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
   onError (request: FastifyRequest, reply: FastifyReply, error: FastifyError, done: () => void): void
+  /** Re-enters the request's async context after the body was read (`fatal.asyncContext`). */
+  preValidation (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void
+  /** Swaps in the generic 500 for a request `fatal.isFatal` escalated. */
+  onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done): void
+}
+
+/** What the hooks do beyond following the request. */
+export interface HookOptions {
+  readonly abortOnError: boolean
+  readonly asyncContext: boolean
+  readonly isFatal: ((error: Error, request: FastifyRequest) => boolean) | null
+  readonly guard: ProcessGuard | null
 }
 
 /**
@@ -31,14 +48,44 @@ function adoptFastifyController (request: TrackedRequest, lifecycle: RequestLife
   }
 }
 
-export function createHooks (runtime: Runtime, internals: FastifySignalInternals, abortOnError: boolean): Hooks {
+/** A user's `isFatal` that throws says nothing: the error stays an ordinary one. */
+function escalates (isFatal: (error: Error, request: FastifyRequest) => boolean, error: Error, request: FastifyRequest): boolean {
+  try {
+    return isFatal(error, request) === true
+  } catch (failure) {
+    request.log.error({ err: failure }, 'fatal.isFatal threw; the error is not treated as fatal')
+    return false
+  }
+}
+
+export function createHooks (runtime: Runtime, internals: FastifySignalInternals, options: HookOptions): Hooks {
+  const { abortOnError, asyncContext, isFatal, guard } = options
+
   function onRequest (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const tracked = request as TrackedRequest
-    const lifecycle = new RequestLifecycle(request.raw as unknown as RawRequest, reply.raw as unknown as RawResponse, request.log, runtime)
+    const lifecycle = new RequestLifecycle(reply, runtime)
     tracked[kLifecycle] = lifecycle
     adoptFastifyController(tracked, lifecycle, internals.learn(request))
     watchResponse(lifecycle)
-    done()
+    // The rest of the request (the hooks, and for a request without a body
+    // the handler) runs in this request's async context: whatever it
+    // schedules carries the context into an uncaught error.
+    if (asyncContext) {
+      requestContext.run(lifecycle, done)
+    } else {
+      done()
+    }
+  }
+
+  /**
+   * Reading a body continues in the socket's context (the request's
+   * `'data'`/`'end'` events), not the request's: enter it again before
+   * validation and the handler. The same two-step entry as
+   * @fastify/request-context (nodejs/node#34430).
+   */
+  function preValidation (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
+    // Never null here: this hook and onRequest are added together.
+    requestContext.run((request as TrackedRequest)[kLifecycle] as RequestLifecycle, done)
   }
 
   /**
@@ -46,7 +93,8 @@ export function createHooks (runtime: Runtime, internals: FastifySignalInternals
    * failed", ECONNRESET, whatever the upstream client throws) is recognised by
    * this request's state, never by its code (PITFALLS #7). It gets status 499
    * so Fastify logs it at `info` and does not count it as a 500; nothing
-   * reaches the client, whose socket is gone. Any other error aborts the
+   * reaches the client, whose socket is gone. An error `fatal.isFatal`
+   * chooses goes the way of an uncaught one. Any other error aborts the
    * signal so the request's other upstream calls stop (`abortOnError`).
    */
   function onError (request: FastifyRequest, reply: FastifyReply, error: FastifyError, done: () => void): void {
@@ -54,6 +102,8 @@ export function createHooks (runtime: Runtime, internals: FastifySignalInternals
     if (lifecycle !== null) {
       if (lifecycle.clientGone()) {
         reply.code(499)
+      } else if (isFatal !== null && guard !== null && !lifecycle.fatal && escalates(isFatal, error, request)) {
+        guard.fatal(error, 'isFatal', lifecycle, false)
       } else if (abortOnError) {
         lifecycle.abort(error)
       }
@@ -61,5 +111,14 @@ export function createHooks (runtime: Runtime, internals: FastifySignalInternals
     done()
   }
 
-  return { onRequest, onError }
+  function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done): void {
+    const lifecycle = (request as TrackedRequest)[kLifecycle]
+    if (lifecycle?.fatal === true) {
+      done(null, makeGeneric(reply, 500))
+    } else {
+      done(null, payload)
+    }
+  }
+
+  return { onRequest, onError, preValidation, onSend }
 }

@@ -2,16 +2,27 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { AlreadyRegisteredError } from './errors.js'
 import { FastifySignalInternals } from './fastify-internals.js'
+import { FatalApp } from './fatal-app.js'
+import { GracefulClose } from './graceful-close.js'
 import { createHooks } from './hooks.js'
 import { kLifecycle, type Runtime } from './lifecycle.js'
-import { resolveOptions, type FastifyHangupOptions } from './options.js'
+import { FATAL_DEFAULTS, resolveOptions, type FastifyHangupOptions } from './options.js'
+import { processGuard } from './process-guard.js'
 import { createSignalGetter } from './signal.js'
 import { Counters, type HangupStats } from './stats.js'
 
 /** `fastify.hangup`: the plugin's state for this app. */
 export interface HangupDecorator {
-  /** A snapshot of the counters: requests in flight, hang-ups by phase. */
+  /** A snapshot of the counters: requests in flight, hang-ups by phase, fatal errors. */
   stats (): HangupStats
+  /** True once a graceful close started (for readiness probes). */
+  readonly closing: boolean
+  /**
+   * Starts the graceful close by hand; resolves when the app is closed (with
+   * `fatal.exit`, the process then exits). With an error, the close is a
+   * fatal one: the error is logged at `fatal` and the exit code is 1.
+   */
+  shutdown (error?: unknown): Promise<void>
 }
 
 declare module 'fastify' {
@@ -23,23 +34,61 @@ declare module 'fastify' {
 async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangupOptions): Promise<void> {
   if (fastify.hasDecorator('hangup')) throw new AlreadyRegisteredError()
   const options = resolveOptions(opts)
+  const fatal = options.fatal
   const counters = new Counters()
+  const graceful = new GracefulClose(fastify, (fatal ?? FATAL_DEFAULTS).gracePeriod)
   const runtime: Runtime = {
     counters,
     abortOnResponse: options.abortOnResponse,
-    logLevel: options.disconnectLogLevel
+    logLevel: options.disconnectLogLevel,
+    close: graceful
   }
+  const guard = fatal === null ? null : processGuard()
+  const fatalApp = fatal === null ? null : new FatalApp(fatal, graceful, counters, fastify.log)
   const internals = new FastifySignalInternals()
-  const signalGetter = createSignalGetter(internals)
-  const hooks = createHooks(runtime, internals, options.abortOnError)
+  const hooks = createHooks(runtime, internals, {
+    abortOnError: options.abortOnError,
+    asyncContext: fatal?.asyncContext === true,
+    isFatal: fatal?.isFatal ?? null,
+    guard
+  })
+
+  /** Through the process guard when the process exits after the close: every app there closes cleanly. */
+  function shutdown (error?: unknown): Promise<void> {
+    if (guard !== null && fatalApp !== null && fatalApp.exit && guard.has(fatalApp)) {
+      if (error === undefined) return guard.shutdown()
+      guard.fatal(error, 'shutdown', null, false)
+    } else if (error !== undefined) {
+      counters.fatal++
+      fastify.log.fatal({ err: error }, 'shutdown with an error: closing gracefully')
+    }
+    return graceful.close(error === undefined ? 'shutdown' : 'fatal')
+  }
 
   fastify.decorateRequest(kLifecycle, null)
-  fastify.decorateRequest('signal', { getter: signalGetter })
+  fastify.decorateRequest('signal', { getter: createSignalGetter(internals) })
   fastify.decorate('hangup', {
-    stats: () => counters.snapshot()
+    stats: () => counters.snapshot(),
+    get closing () {
+      return graceful.closing
+    },
+    shutdown
   } satisfies HangupDecorator)
   fastify.addHook('onRequest', hooks.onRequest)
   fastify.addHook('onError', hooks.onError)
+  if (fatal?.asyncContext === true) fastify.addHook('preValidation', hooks.preValidation)
+  if (fatal?.isFatal != null) fastify.addHook('onSend', hooks.onSend)
+  if (guard !== null && fatalApp !== null) {
+    // Process listeners exist while an app is ready and not closed.
+    fastify.addHook('onReady', (done) => {
+      guard.add(fatalApp)
+      done()
+    })
+    fastify.addHook('onClose', (_instance, done) => {
+      guard.remove(fatalApp)
+      done()
+    })
+  }
 }
 
 /** The plugin. Register it before the routes whose requests it should follow. */
@@ -50,7 +99,7 @@ export const fastifyHangup: FastifyPluginAsync<FastifyHangupOptions> = fp(fastif
 
 export default fastifyHangup
 
-export { ClientDisconnectedError, ResponseSentError, InvalidOptionError, AlreadyRegisteredError } from './errors.js'
+export { ClientDisconnectedError, ResponseSentError, ServerClosingError, InvalidOptionError, AlreadyRegisteredError } from './errors.js'
 export type { DisconnectPhase } from './errors.js'
-export type { FastifyHangupOptions, DisconnectLogLevel } from './options.js'
+export type { FastifyHangupOptions, FatalOptions, DisconnectLogLevel } from './options.js'
 export type { HangupStats } from './stats.js'

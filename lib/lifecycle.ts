@@ -1,8 +1,9 @@
 import { setMaxListeners } from 'node:events'
-import type { FastifyBaseLogger } from 'fastify'
+import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import { ClientDisconnectedError, ResponseSentError, type DisconnectPhase } from './errors.js'
 import type { Counters } from './stats.js'
 import type { DisconnectLogLevel } from './options.js'
+import type { GracefulClose } from './graceful-close.js'
 
 /** The request's and the response's slot for their lifecycle. */
 export const kLifecycle = Symbol('fastify-hangup.lifecycle')
@@ -42,11 +43,13 @@ export interface RawResponse {
   [kLifecycle]?: RequestLifecycle
 }
 
-/** What every request of one registration shares: options and counters. */
+/** What every request of one registration shares: options, counters, the app's close. */
 export interface Runtime {
   readonly counters: Counters
   readonly abortOnResponse: boolean
   readonly logLevel: DisconnectLogLevel
+  /** The requests in flight and the graceful close; null where nothing tracks them (unit tests). */
+  readonly close: GracefulClose | null
 }
 
 /**
@@ -90,13 +93,18 @@ export class RequestLifecycle {
   closed = false
   /** Fastify's handler-timeout clean-up (clears its timer), when the route has one. */
   timeoutCleanup: (() => void) | null = null
+  /** Set when this request raised a fatal error: its answer is the generic 500. */
+  fatal = false
+  readonly req: RawRequest
+  readonly res: RawResponse
+  readonly log: FastifyBaseLogger
 
-  constructor (
-    readonly req: RawRequest,
-    readonly res: RawResponse,
-    readonly log: FastifyBaseLogger,
-    readonly runtime: Runtime
-  ) {}
+  /** `reply` also serves the answers the plugin gives itself (a crash's 500, the deadline's 503). */
+  constructor (readonly reply: FastifyReply, readonly runtime: Runtime) {
+    this.req = reply.request.raw as unknown as RawRequest
+    this.res = reply.raw as unknown as RawResponse
+    this.log = reply.request.log
+  }
 
   /** Adopts an existing controller (Fastify's handler-timeout one). */
   adopt (controller: AbortController): void {
@@ -142,6 +150,7 @@ export class RequestLifecycle {
     if (this.closed) return
     this.closed = true
     this.runtime.counters.inflight--
+    this.runtime.close?.delete(this)
     const res = this.res
     // A finished response is never a disconnect, even if the socket dies
     // while flushing (PITFALLS #18). `writableEnded`, not `writableFinished`:
@@ -208,6 +217,7 @@ export function onQueuedRequestClose (this: RawRequest): void {
 export function watchResponse (lifecycle: RequestLifecycle): void {
   const { req, res } = lifecycle
   lifecycle.runtime.counters.inflight++
+  lifecycle.runtime.close?.add(lifecycle)
   res[kLifecycle] = lifecycle
   res.on('close', onResponseClose)
   if (res.socket === null) {

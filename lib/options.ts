@@ -1,3 +1,5 @@
+import { constants } from 'node:os'
+import type { FastifyRequest } from 'fastify'
 import { InvalidOptionError } from './errors.js'
 
 /** The level of the one line logged when a client hangs up; `'silent'` logs nothing. */
@@ -23,6 +25,62 @@ export interface FastifyHangupOptions {
    * @default 'info'
    */
   disconnectLogLevel?: DisconnectLogLevel
+  /**
+   * Process-level fatal errors and stop signals: the request that crashed gets
+   * a 500, the app closes gracefully, the process exits. `false` installs no
+   * process handler; `true` is the defaults.
+   * @default true
+   */
+  fatal?: boolean | FatalOptions
+}
+
+/** The `fatal` option. */
+export interface FatalOptions {
+  /**
+   * Milliseconds to drain in-flight requests before the stragglers' signals
+   * abort with `FST_HANGUP_SERVER_CLOSING`, they get 503 and the process exits.
+   * @default 10000
+   */
+  gracePeriod?: number
+  /**
+   * Signals that start a graceful close (exit code 0). A second one exits at once.
+   * @default ['SIGINT', 'SIGTERM']
+   */
+  signals?: NodeJS.Signals[]
+  /**
+   * `false`: close the app but leave the process alive (embedding, tests).
+   * @default true
+   */
+  exit?: boolean
+  /**
+   * Follow each request's async context (`AsyncLocalStorage`) so that an
+   * uncaught error is traced to the request that raised it, which is then
+   * answered 500 at once. `false` saves that per-request cost; the request
+   * that crashed is then answered 503 at the grace deadline like any straggler.
+   * @default true
+   */
+  asyncContext?: boolean
+  /**
+   * Escalates a request error (one Fastify caught) to a fatal error: the
+   * request gets the generic 500 and the app closes, e.g. for an error that
+   * says a connection pool is corrupt.
+   */
+  isFatal?: (error: Error, request: FastifyRequest) => boolean
+  /**
+   * Called for every fatal error, before exit, e.g. to report it. Awaited,
+   * bounded by the grace period; what it throws is logged.
+   */
+  onFatal?: (error: unknown, request: FastifyRequest | null) => void | Promise<void>
+}
+
+/** `fatal` after validation. */
+export interface ResolvedFatalOptions {
+  readonly gracePeriod: number
+  readonly signals: readonly NodeJS.Signals[]
+  readonly exit: boolean
+  readonly asyncContext: boolean
+  readonly isFatal: ((error: Error, request: FastifyRequest) => boolean) | null
+  readonly onFatal: ((error: unknown, request: FastifyRequest | null) => void | Promise<void>) | null
 }
 
 /** Options after validation: every field present, read once at registration. */
@@ -30,13 +88,33 @@ export interface ResolvedOptions {
   readonly abortOnError: boolean
   readonly abortOnResponse: boolean
   readonly disconnectLogLevel: DisconnectLogLevel
+  /** null: `fatal: false`. */
+  readonly fatal: ResolvedFatalOptions | null
 }
+
+export const FATAL_DEFAULTS: ResolvedFatalOptions = Object.freeze({
+  gracePeriod: 10_000,
+  signals: Object.freeze(['SIGINT', 'SIGTERM'] as NodeJS.Signals[]),
+  exit: true,
+  asyncContext: true,
+  isFatal: null,
+  onFatal: null
+})
 
 export const DEFAULTS: ResolvedOptions = Object.freeze({
   abortOnError: true,
   abortOnResponse: true,
-  disconnectLogLevel: 'info'
+  disconnectLogLevel: 'info',
+  fatal: FATAL_DEFAULTS
 })
+
+/** setTimeout's largest delay; a longer one fires at once (with a warning). */
+const MAX_TIMER_MS = 2 ** 31 - 1
+
+/** Signals a process can listen for: not SIGKILL / SIGSTOP, which cannot be caught. */
+const CATCHABLE_SIGNALS: ReadonlySet<string> = new Set(
+  Object.keys(constants.signals).filter((name) => name !== 'SIGKILL' && name !== 'SIGSTOP')
+)
 
 const LOG_LEVELS: ReadonlySet<string> = new Set(['trace', 'debug', 'info', 'silent'])
 
@@ -48,20 +126,64 @@ function describe (value: unknown): string {
 }
 
 /** The caller's value, or the default when it is absent; an explicit null is a value (and wrong). */
-function optionValue (opts: Record<string, unknown>, name: keyof ResolvedOptions): unknown {
-  return opts[name] === undefined ? DEFAULTS[name] : opts[name]
+function optionValue<T extends object> (opts: Record<string, unknown>, name: keyof T & string, defaults: T): unknown {
+  return opts[name] === undefined ? defaults[name] : opts[name]
 }
 
-function booleanOption (opts: Record<string, unknown>, name: keyof ResolvedOptions): boolean {
-  const value = optionValue(opts, name)
+function booleanOption<T extends object> (opts: Record<string, unknown>, name: keyof T & string, defaults: T, prefix = ''): boolean {
+  const value = optionValue(opts, name, defaults)
   if (typeof value !== 'boolean') {
-    throw new InvalidOptionError(name, 'a boolean', describe(value))
+    throw new InvalidOptionError(prefix + name, 'a boolean', describe(value))
   }
   return value
 }
 
+function gracePeriodOption (opts: Record<string, unknown>): number {
+  const value = optionValue(opts, 'gracePeriod', FATAL_DEFAULTS)
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIMER_MS) {
+    throw new InvalidOptionError('fatal.gracePeriod', `an integer number of milliseconds from 0 to ${MAX_TIMER_MS}`, describe(value))
+  }
+  return value
+}
+
+function signalsOption (opts: Record<string, unknown>): readonly NodeJS.Signals[] {
+  const value = optionValue(opts, 'signals', FATAL_DEFAULTS)
+  const valid = Array.isArray(value) && value.every((name) => typeof name === 'string' && CATCHABLE_SIGNALS.has(name))
+  if (!valid) {
+    throw new InvalidOptionError('fatal.signals', "an array of signal names that can be caught, such as ['SIGINT', 'SIGTERM']", describe(value))
+  }
+  return Object.freeze([...new Set(value as NodeJS.Signals[])])
+}
+
+function functionOption<K extends 'isFatal' | 'onFatal'> (opts: Record<string, unknown>, name: K): ResolvedFatalOptions[K] {
+  const value = opts[name]
+  if (value === undefined) return null
+  if (typeof value !== 'function') {
+    throw new InvalidOptionError(`fatal.${name}`, 'a function', describe(value))
+  }
+  return value as ResolvedFatalOptions[K]
+}
+
+function fatalOption (opts: Record<string, unknown>): ResolvedFatalOptions | null {
+  const value = opts.fatal
+  if (value === false) return null
+  if (value === true || value === undefined) return FATAL_DEFAULTS
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionError('fatal', 'a boolean or an object', describe(value))
+  }
+  const record = value as Record<string, unknown>
+  return Object.freeze({
+    gracePeriod: gracePeriodOption(record),
+    signals: signalsOption(record),
+    exit: booleanOption(record, 'exit', FATAL_DEFAULTS, 'fatal.'),
+    asyncContext: booleanOption(record, 'asyncContext', FATAL_DEFAULTS, 'fatal.'),
+    isFatal: functionOption(record, 'isFatal'),
+    onFatal: functionOption(record, 'onFatal')
+  })
+}
+
 function logLevelOption (opts: Record<string, unknown>): DisconnectLogLevel {
-  const value = optionValue(opts, 'disconnectLogLevel')
+  const value = optionValue(opts, 'disconnectLogLevel', DEFAULTS)
   if (typeof value !== 'string' || !LOG_LEVELS.has(value)) {
     throw new InvalidOptionError('disconnectLogLevel', "one of 'trace', 'debug', 'info', 'silent'", describe(value))
   }
@@ -80,8 +202,9 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
   }
   const record = opts as Record<string, unknown>
   return Object.freeze({
-    abortOnError: booleanOption(record, 'abortOnError'),
-    abortOnResponse: booleanOption(record, 'abortOnResponse'),
-    disconnectLogLevel: logLevelOption(record)
+    abortOnError: booleanOption(record, 'abortOnError', DEFAULTS),
+    abortOnResponse: booleanOption(record, 'abortOnResponse', DEFAULTS),
+    disconnectLogLevel: logLevelOption(record),
+    fatal: fatalOption(record)
   })
 }

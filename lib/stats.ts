@@ -6,6 +6,8 @@ export interface HangupStats {
   inflight: number
   /** Client hang-ups since start, by the phase the request was in. */
   disconnects: Record<DisconnectPhase, number>
+  /** Fatal errors handled while this app was registered (uncaught, unhandled rejections, `isFatal`). */
+  fatal: number
 }
 
 /**
@@ -17,6 +19,7 @@ export class Counters {
   upload = 0
   handler = 0
   response = 0
+  fatal = 0
 
   disconnected (phase: DisconnectPhase): void {
     this[phase]++
@@ -25,7 +28,8 @@ export class Counters {
   snapshot (): HangupStats {
     return {
       inflight: this.inflight,
-      disconnects: { upload: this.upload, handler: this.handler, response: this.response }
+      disconnects: { upload: this.upload, handler: this.handler, response: this.response },
+      fatal: this.fatal
     }
   }
 }

@@ -11,7 +11,7 @@ import { buildApp, listen, until } from './helpers/app.js'
 import { captureLogs } from './helpers/logs.js'
 
 function fakeRuntime (): Runtime {
-  return { counters: new Counters(), abortOnResponse: true, logLevel: 'silent' }
+  return { counters: new Counters(), abortOnResponse: true, logLevel: 'silent', close: null }
 }
 
 function fakeReq (fields: Partial<RawRequest> = {}): RawRequest {
@@ -23,6 +23,11 @@ function fakeRes (fields: Partial<RawResponse> = {}): RawResponse {
 }
 
 const log = { info () {}, debug () {}, trace () {} } as never
+
+/** A lifecycle over fake raw objects, through the reply shape it reads. */
+function lifecycleOf (req: RawRequest, res: RawResponse, runtime: Runtime): RequestLifecycle {
+  return new RequestLifecycle({ raw: res, request: { raw: req, log } } as never, runtime)
+}
 
 test('phaseOf: HTTP/1 uses the parser\'s complete, HTTP/2 END_STREAM or a body read to its end', (t: TestContext) => {
   t.plan(6)
@@ -45,7 +50,7 @@ test('clientGone: an error that reaches Fastify before the response\'s close is 
   ]
   for (const [name, req, res, gone] of cases) {
     const runtime = fakeRuntime()
-    const lifecycle = new RequestLifecycle(req, res, log, runtime)
+    const lifecycle = lifecycleOf(req, res, runtime)
     t.assert.strictEqual(lifecycle.clientGone(), gone, name)
     t.assert.strictEqual(runtime.counters.snapshot().disconnects.upload + runtime.counters.snapshot().disconnects.handler, gone ? 1 : 0, name)
   }
@@ -55,11 +60,11 @@ test('clientGone is idempotent and a finished response is never a hang-up', (t: 
   t.plan(4)
   const runtime = fakeRuntime()
   const res = fakeRes({ destroyed: true })
-  const lifecycle = new RequestLifecycle(fakeReq(), res, log, runtime)
+  const lifecycle = lifecycleOf(fakeReq(), res, runtime)
   t.assert.strictEqual(lifecycle.clientGone(), true)
   t.assert.strictEqual(lifecycle.clientGone(), true)
   t.assert.strictEqual(runtime.counters.handler, 1)
-  const ended = new RequestLifecycle(fakeReq(), fakeRes({ destroyed: true, writableEnded: true }), log, fakeRuntime())
+  const ended = lifecycleOf(fakeReq(), fakeRes({ destroyed: true, writableEnded: true }), fakeRuntime())
   t.assert.strictEqual(ended.clientGone(), false)
 })
 
@@ -117,7 +122,7 @@ test('watchResponse counts the request in flight until its response closes', (t:
   t.plan(3)
   const runtime = fakeRuntime()
   const res = fakeRes()
-  const lifecycle = new RequestLifecycle(fakeReq(), res, log, runtime)
+  const lifecycle = lifecycleOf(fakeReq(), res, runtime)
   watchResponse(lifecycle)
   t.assert.strictEqual(runtime.counters.inflight, 1)
   ;(res as unknown as EventEmitter).emit('close')

@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import Fastify from 'fastify'
 import hangup from '../lib/index.js'
-import { DEFAULTS, resolveOptions } from '../lib/options.js'
+import { DEFAULTS, FATAL_DEFAULTS, resolveOptions } from '../lib/options.js'
 
 const invalid: Array<[string, unknown, RegExp]> = [
   ['abortOnError', 'yes', /option "abortOnError" must be a boolean, received "yes"/],
@@ -10,7 +10,21 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['abortOnResponse', {}, /option "abortOnResponse" must be a boolean, received an object/],
   ['abortOnResponse', [], /option "abortOnResponse" must be a boolean, received an array/],
   ['disconnectLogLevel', 'warn', /option "disconnectLogLevel" must be one of 'trace', 'debug', 'info', 'silent', received "warn"/],
-  ['disconnectLogLevel', 3, /option "disconnectLogLevel" must be one of .*, received number 3/]
+  ['disconnectLogLevel', 3, /option "disconnectLogLevel" must be one of .*, received number 3/],
+  ['fatal', 'on', /option "fatal" must be a boolean or an object, received "on"/],
+  ['fatal', null, /option "fatal" must be a boolean or an object, received null/],
+  ['fatal', [], /option "fatal" must be a boolean or an object, received an array/],
+  ['fatal', { gracePeriod: -1 }, /option "fatal.gracePeriod" must be an integer number of milliseconds from 0 to 2147483647, received number -1/],
+  ['fatal', { gracePeriod: 1.5 }, /option "fatal.gracePeriod" must be .*, received number 1.5/],
+  ['fatal', { gracePeriod: 2 ** 31 }, /option "fatal.gracePeriod" must be .*, received number 2147483648/],
+  ['fatal', { gracePeriod: '10s' }, /option "fatal.gracePeriod" must be .*, received "10s"/],
+  ['fatal', { signals: 'SIGTERM' }, /option "fatal.signals" must be an array of signal names that can be caught, .*received "SIGTERM"/],
+  ['fatal', { signals: ['SIGKILL'] }, /option "fatal.signals" must be an array .*, received an array/],
+  ['fatal', { signals: ['SIGNOPE'] }, /option "fatal.signals" must be an array .*, received an array/],
+  ['fatal', { exit: 'no' }, /option "fatal.exit" must be a boolean, received "no"/],
+  ['fatal', { asyncContext: 0 }, /option "fatal.asyncContext" must be a boolean, received number 0/],
+  ['fatal', { isFatal: true }, /option "fatal.isFatal" must be a function, received boolean true/],
+  ['fatal', { onFatal: 'report' }, /option "fatal.onFatal" must be a function, received "report"/]
 ]
 
 for (const [name, value, message] of invalid) {
@@ -35,10 +49,21 @@ test('options that are not an object are rejected', (t: TestContext) => {
 
 test('missing options give the documented defaults, unknown keys are left to Fastify', (t: TestContext) => {
   t.plan(4)
-  t.assert.deepStrictEqual(resolveOptions(undefined), { abortOnError: true, abortOnResponse: true, disconnectLogLevel: 'info' })
+  t.assert.deepStrictEqual(resolveOptions(undefined), { abortOnError: true, abortOnResponse: true, disconnectLogLevel: 'info', fatal: FATAL_DEFAULTS })
   t.assert.strictEqual(resolveOptions(null), DEFAULTS)
   t.assert.ok(Object.isFrozen(DEFAULTS))
-  t.assert.deepStrictEqual(resolveOptions({ prefix: '/x', abortOnError: false, disconnectLogLevel: 'silent' }), { abortOnError: false, abortOnResponse: true, disconnectLogLevel: 'silent' })
+  t.assert.deepStrictEqual(resolveOptions({ prefix: '/x', abortOnError: false, disconnectLogLevel: 'silent' }), { abortOnError: false, abortOnResponse: true, disconnectLogLevel: 'silent', fatal: FATAL_DEFAULTS })
+})
+
+test('fatal: true is the defaults, false is off, an object is completed with the defaults', (t: TestContext) => {
+  t.plan(4)
+  t.assert.strictEqual(resolveOptions({ fatal: true }).fatal, FATAL_DEFAULTS)
+  t.assert.strictEqual(resolveOptions({ fatal: false }).fatal, null)
+  const onFatal = (): void => {}
+  t.assert.deepStrictEqual(resolveOptions({ fatal: { gracePeriod: 0, signals: ['SIGTERM', 'SIGTERM', 'SIGUSR2'], onFatal } }).fatal,
+    { gracePeriod: 0, signals: ['SIGTERM', 'SIGUSR2'], exit: true, asyncContext: true, isFatal: null, onFatal })
+  t.assert.deepStrictEqual(resolveOptions({ fatal: { signals: [], exit: false, asyncContext: false } }).fatal,
+    { ...FATAL_DEFAULTS, signals: [], exit: false, asyncContext: false })
 })
 
 test('registering twice is a coded error, not a crash', async (t: TestContext) => {

@@ -4,7 +4,9 @@ import hangup, {
   fastifyHangup,
   ClientDisconnectedError,
   ResponseSentError,
+  ServerClosingError,
   type DisconnectPhase,
+  type FatalOptions,
   type FastifyHangupOptions,
   type HangupStats
 } from '..'
@@ -38,3 +40,29 @@ app.get('/', async (request) => {
 expectType<'AbortError' | string>(ResponseSentError.create().name)
 expectType<ClientDisconnectedError>(ClientDisconnectedError.create('response'))
 expectError(ClientDisconnectedError.create('elsewhere'))
+
+// fatal
+app.register(hangup, { fatal: false })
+app.register(hangup, { fatal: true })
+app.register(hangup, {
+  fatal: {
+    gracePeriod: 5_000,
+    signals: ['SIGTERM'],
+    exit: false,
+    asyncContext: false,
+    isFatal: (error, request) => (error as Error & { code?: string }).code === 'EPOOL' && request.url !== '/',
+    onFatal: async (error, request) => { expectType<unknown>(error); expectType<string | undefined>(request?.id) }
+  }
+})
+expectAssignable<FatalOptions>({ onFatal: () => {} })
+expectError(app.register(hangup, { fatal: { gracePeriod: '10s' } }))
+expectError(app.register(hangup, { fatal: { signals: ['SIGNOPE'] } }))
+expectError(app.register(hangup, { fatal: { exit: 'no' } }))
+expectError(app.register(hangup, { fatal: 'on' }))
+
+expectType<boolean>(app.hangup.closing)
+expectType<Promise<void>>(app.hangup.shutdown())
+expectType<Promise<void>>(app.hangup.shutdown(new Error('reload failed')))
+expectType<number>(app.hangup.stats().fatal)
+expectError(app.hangup.closing = true)
+expectType<'FST_HANGUP_SERVER_CLOSING'>(ServerClosingError.create().code)

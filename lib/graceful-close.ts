@@ -1,0 +1,211 @@
+import type { Http2Session } from 'node:http2'
+import type { FastifyInstance } from 'fastify'
+import { attempt } from './attempt.js'
+import { ServerClosingError } from './errors.js'
+import type { RequestLifecycle } from './lifecycle.js'
+import { answerGenerically } from './respond.js'
+
+/** What started a graceful close. */
+export type CloseCause = 'fatal' | 'signal' | 'shutdown'
+
+/**
+ * At the grace deadline the stragglers' signals abort first; a handler that
+ * follows its signal then answers through its own error path. What is still
+ * open this long after gets the plugin's 503 (or a cut, headers sent).
+ */
+export const STRAGGLER_SETTLE_MS = 100
+
+/**
+ * After the stragglers were answered: the longest wait for those answers to
+ * flush and for `fastify.close()` (`onClose` hooks) before giving up. Keeps
+ * the exit within `gracePeriod` + about half a second, inside pm2's default
+ * 1.6 s kill timeout for a short grace period.
+ */
+export const FINAL_FLUSH_MS = 400
+
+/** The parts of Node's HTTP/HTTP2 servers a close uses. */
+interface ClosableServer {
+  readonly listening: boolean
+  close (callback: () => void): unknown
+  closeIdleConnections?: () => void
+  on (event: 'session', listener: (session: Http2Session) => void): unknown
+}
+
+function noop (): void {}
+
+/** `Connection: close` on a response that has not started, so its connection ends with it (HTTP/1.x). */
+function endConnectionAfter (lifecycle: RequestLifecycle): void {
+  const res = lifecycle.res as unknown as { headersSent: boolean, setHeader (name: string, value: string): void }
+  if (lifecycle.req.httpVersionMajor === 2 || res.headersSent) return
+  attempt(() => res.setHeader('connection', 'close'))
+}
+
+/**
+ * One app's requests in flight, and its graceful close: the "soft drain" of
+ * issue 3.
+ *
+ * `fastify.close()` alone is not enough: it refuses (503) every request that
+ * crosses the close on an open keep-alive connection, and it waits for the
+ * keep-alive timeout of connections that were busy when it started
+ * (fastify/fastify#7044). Instead the close here (1) stops accepting and
+ * closes idle connections, (2) serves whatever still arrives on an open
+ * connection, with `Connection: close`, and closes each connection as its
+ * last response ends, (3) once every connection is gone, runs
+ * `fastify.close()` for the `onClose` hooks, and (4) at the deadline aborts
+ * the stragglers with `FST_HANGUP_SERVER_CLOSING` and answers them 503.
+ */
+export class GracefulClose {
+  /** Requests whose response has not closed: the stragglers if the deadline comes. */
+  readonly requests = new Set<RequestLifecycle>()
+  closing = false
+  private done: Promise<void> | null = null
+  /** Resolves `done`; a no-op before the close and once called (the deadline and a drained close can both finish). */
+  private resolveDone: () => void = noop
+  private serverClosed = false
+  private appCloseStarted = false
+  private appClosed = false
+  private sweepScheduled = false
+  private deadline: NodeJS.Timeout | undefined
+  private readonly pending = new Set<Promise<unknown>>()
+  /** Open HTTP/2 sessions: an HTTP/2 server's close() leaves them open before Node 24. */
+  private readonly sessions = new Set<Http2Session>()
+
+  constructor (
+    private readonly fastify: FastifyInstance,
+    readonly gracePeriod: number
+  ) {
+    if (fastify.initialConfig.http2 === true) this.trackSessions()
+  }
+
+  private trackSessions (): void {
+    const sessions = this.sessions
+    const server = this.fastify.server as unknown as ClosableServer
+    server.on('session', (session) => {
+      sessions.add(session)
+      session.once('close', () => sessions.delete(session))
+    })
+  }
+
+  /** A request started (its response is being watched). */
+  add (lifecycle: RequestLifecycle): void {
+    this.requests.add(lifecycle)
+    // It crossed the close on a connection that was open: serve it, and
+    // let its connection end with it (the soft drain).
+    if (this.closing) endConnectionAfter(lifecycle)
+  }
+
+  /** A request's response closed. */
+  delete (lifecycle: RequestLifecycle): void {
+    this.requests.delete(lifecycle)
+    if (this.closing) this.afterResponse()
+  }
+
+  /** Something the close must wait for, bounded by the deadline (a user's `onFatal`). */
+  waitFor (promise: Promise<unknown>): void {
+    const settled = promise.then(() => {}, () => {})
+    this.pending.add(settled)
+    settled.then(() => {
+      this.pending.delete(settled)
+      this.checkFinished()
+    }, () => {})
+  }
+
+  /** Starts the close (once; later calls return the same promise), resolved when closed or past the deadline. */
+  close (cause: CloseCause): Promise<void> {
+    if (this.done !== null) return this.done
+    this.closing = true
+    this.done = new Promise((resolve) => { this.resolveDone = resolve })
+    for (const lifecycle of this.requests) endConnectionAfter(lifecycle)
+    this.deadline = setTimeout(() => this.onDeadline(), this.gracePeriod)
+    // Never the reason a finished process stays alive (issue 3).
+    this.deadline.unref()
+    this.stopAccepting()
+    this.fastify.log.info({ cause, gracePeriod: this.gracePeriod, inflight: this.requests.size }, 'graceful close started')
+    this.checkDrained()
+    return this.done
+  }
+
+  private stopAccepting (): void {
+    const server = this.fastify.server as unknown as ClosableServer
+    if (!server.listening) {
+      this.serverClosed = true
+      return
+    }
+    // The callback runs once every connection is gone: each one is either
+    // idle (closed now or as soon as it turns idle) or ends with the
+    // `Connection: close` response it is serving.
+    server.close(() => {
+      this.serverClosed = true
+      this.checkDrained()
+    })
+    server.closeIdleConnections?.()
+    // HTTP/2: GOAWAY; open streams finish, no new ones start. Fastify does
+    // this only with `forceCloseConnections: true`, and Node's close() only
+    // from Node 24 on.
+    for (const session of this.sessions) session.close()
+  }
+
+  /**
+   * A response closed during the close. A connection whose response had
+   * started before the close went out with keep-alive: it turns idle now
+   * and is closed here, not at the keep-alive timeout (fastify/fastify#7044).
+   * The sweep waits a tick: Node marks the connection idle after 'close'.
+   */
+  private afterResponse (): void {
+    if (!this.sweepScheduled) {
+      this.sweepScheduled = true
+      setImmediate(() => {
+        this.sweepScheduled = false
+        const server = this.fastify.server as unknown as ClosableServer
+        server.closeIdleConnections?.()
+        this.checkDrained()
+      })
+    }
+  }
+
+  private checkDrained (): void {
+    if (this.closing && this.serverClosed && this.requests.size === 0) this.closeApp()
+  }
+
+  /** `fastify.close()`: Fastify's own close and the app's `onClose` hooks, once nothing is left to serve. */
+  private closeApp (): void {
+    if (this.appCloseStarted) return
+    this.appCloseStarted = true
+    this.fastify.close().then(() => {}, (error: unknown) => {
+      this.fastify.log.error({ err: error }, 'fastify.close() failed during the graceful close')
+    }).then(() => {
+      this.appClosed = true
+      this.checkFinished()
+    }, () => {})
+  }
+
+  private checkFinished (): void {
+    if (this.appClosed && this.pending.size === 0) this.finish()
+  }
+
+  /**
+   * The grace period is over. Abort first, so a straggler's upstream calls
+   * stop rather than being cut by the exit; answer what is left a moment
+   * later.
+   */
+  private onDeadline (): void {
+    if (this.requests.size > 0) {
+      this.fastify.log.warn({ inflight: this.requests.size, gracePeriod: this.gracePeriod }, 'grace period over: aborting the requests still in flight')
+    }
+    for (const lifecycle of this.requests) lifecycle.abort(ServerClosingError.create())
+    setTimeout(() => this.answerStragglers(), STRAGGLER_SETTLE_MS).unref()
+  }
+
+  private answerStragglers (): void {
+    for (const lifecycle of this.requests) answerGenerically(lifecycle.reply, 503)
+    this.closeApp()
+    setTimeout(() => this.finish(), FINAL_FLUSH_MS).unref()
+  }
+
+  private finish (): void {
+    const resolve = this.resolveDone
+    this.resolveDone = noop
+    clearTimeout(this.deadline)
+    resolve()
+  }
+}

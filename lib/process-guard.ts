@@ -1,0 +1,216 @@
+import cluster from 'node:cluster'
+import type { FastifyBaseLogger } from 'fastify'
+import { attempt } from './attempt.js'
+import { currentRequest } from './context.js'
+import type { CloseCause } from './graceful-close.js'
+import type { RequestLifecycle } from './lifecycle.js'
+
+/** The message a cluster worker sends its primary as its close starts, so the replacement is forked now. */
+export const CLOSING_MESSAGE_CMD = 'fastify-hangup:closing'
+
+/** The longest wait for the loggers to flush before the exit. */
+const LOG_FLUSH_MS = 1000
+
+/** What the process guard needs of one registered app (lib/fatal-app.ts). */
+export interface GuardedApp {
+  readonly exit: boolean
+  readonly signals: readonly NodeJS.Signals[]
+  readonly log: FastifyBaseLogger
+  /** True when the request belongs to this app. */
+  owns (lifecycle: RequestLifecycle): boolean
+  /** Counts the fatal error; for the app whose request raised it, ends that request. */
+  fault (error: unknown, lifecycle: RequestLifecycle | null, answer: boolean): void
+  /** The user's `onFatal`, bounded by the close. */
+  report (error: unknown, lifecycle: RequestLifecycle | null): void
+  close (cause: CloseCause): Promise<void>
+}
+
+type FatalOrigin = 'uncaughtException' | 'unhandledRejection' | 'isFatal' | 'shutdown'
+
+const MESSAGES: Record<FatalOrigin, string> = {
+  uncaughtException: 'uncaught exception: closing gracefully',
+  unhandledRejection: 'unhandled rejection: closing gracefully',
+  isFatal: 'fatal request error: closing gracefully',
+  shutdown: 'shutdown with an error: closing gracefully'
+}
+
+export function flushLog (log: FastifyBaseLogger): Promise<void> {
+  const flush = (log as { flush?: (callback: (error?: Error) => void) => void }).flush
+  if (typeof flush !== 'function') return Promise.resolve()
+  return new Promise((resolve) => {
+    setTimeout(resolve, LOG_FLUSH_MS).unref()
+    try {
+      flush.call(log, () => resolve())
+    } catch {
+      resolve()
+    }
+  })
+}
+
+/**
+ * Tells a cluster primary that this worker is closing, before the drain, so
+ * it forks the replacement at once (issue 3). A closed channel is not an
+ * error here: the primary is gone or already knows.
+ */
+function notifyPrimary (cause: CloseCause): void {
+  if (!cluster.isWorker || !process.connected) return
+  // The callback takes a late channel error, which would otherwise be an
+  // 'error' event on process with no listener.
+  attempt(() => process.send?.({ cmd: CLOSING_MESSAGE_CMD, cause, pid: process.pid }, undefined, undefined, () => {}))
+}
+
+function disconnectFromPrimary (): void {
+  if (!cluster.isWorker || !process.connected) return
+  // Not `cluster.worker.disconnect()`: that marks the exit as voluntary
+  // (`exitedAfterDisconnect`), and primaries commonly replace only
+  // involuntary exits.
+  attempt(() => process.disconnect())
+}
+
+/** One app's close; one that fails (even synchronously) must not keep the others open. */
+function closeQuietly (app: GuardedApp, cause: CloseCause): Promise<void> {
+  try {
+    return app.close(cause).catch(() => {})
+  } catch {
+    return Promise.resolve()
+  }
+}
+
+/**
+ * The process-level half of the plugin: one `uncaughtException`, one
+ * `unhandledRejection` and one listener per stop signal for the whole
+ * process, however many apps (and copies of the package) are registered, so a
+ * crash is handled once. Listeners exist while at least one app is
+ * registered; installing the `unhandledRejection` one switches off Node's own
+ * crash on a rejection, so a rejection is fatal by this guard's hand.
+ */
+export class ProcessGuard {
+  private readonly apps = new Set<GuardedApp>()
+  private readonly signalListeners = new Map<NodeJS.Signals, NodeJS.SignalsListener>()
+  private errorListenersInstalled = false
+  private closing: Promise<void> | null = null
+  private exitAfterClose = false
+
+  add (app: GuardedApp): void {
+    this.apps.add(app)
+    this.sync()
+  }
+
+  /** An app closed. While a close is running the listeners stay: a second crash must still be handled. */
+  remove (app: GuardedApp): void {
+    this.apps.delete(app)
+    if (this.closing === null) this.sync()
+  }
+
+  has (app: GuardedApp): boolean {
+    return this.apps.has(app)
+  }
+
+  private readonly onUncaughtException = (error: Error, origin: string): void => {
+    // With --unhandled-rejections=strict a rejection arrives here, marked by its origin.
+    this.fatal(error, origin === 'unhandledRejection' ? 'unhandledRejection' : 'uncaughtException', currentRequest(), true)
+  }
+
+  private readonly onUnhandledRejection = (reason: unknown): void => {
+    this.fatal(reason, 'unhandledRejection', currentRequest(), true)
+  }
+
+  private readonly onSignal = (signal: NodeJS.Signals): void => {
+    attempt(() => this.signal(signal))
+  }
+
+  /**
+   * A fatal error. Must never throw: each step is an `attempt`.
+   *
+   * The exit code is set before anything else: the kill timer is unref'd,
+   * and a process whose loop empties before `process.exit()` is called
+   * would otherwise exit 0.
+   */
+  fatal (error: unknown, origin: FatalOrigin, lifecycle: RequestLifecycle | null, answer: boolean): void {
+    const apps = [...this.apps]
+    if (apps.some((app) => app.exit)) process.exitCode = 1
+    const owner = lifecycle === null ? undefined : apps.find((app) => app.owns(lifecycle))
+    const ownLifecycle = owner === undefined ? null : lifecycle
+    const message = this.closing === null ? MESSAGES[origin] : `${MESSAGES[origin]} (already closing)`
+    // The request's logger carries its id; apps may all be closed already
+    // when a late error comes during the exit's log flush.
+    attempt(() => (ownLifecycle ?? apps[0])?.log.fatal({ err: error }, message))
+    // Stop accepting before answering: a client that reads the 500 must
+    // find the listener closed, not win a race with it.
+    if (this.closing === null) attempt(() => this.startClose('fatal'))
+    for (const app of apps) attempt(() => app.fault(error, app === owner ? ownLifecycle : null, answer))
+    for (const app of apps) attempt(() => app.report(error, app === owner ? ownLifecycle : null))
+  }
+
+  /** A stop signal: a graceful close (exit code 0); a second one while closing exits at once. */
+  private signal (signal: NodeJS.Signals): void {
+    // Signal listeners exist only while an app is registered.
+    const log = ([...this.apps][0] as GuardedApp).log
+    if (this.closing !== null) {
+      if (!this.exitAfterClose) return
+      log.warn({ signal }, 'second signal while closing: exiting now')
+      process.exit(1)
+    }
+    log.info({ signal }, 'signal received: closing gracefully')
+    this.startClose('signal')
+  }
+
+  /** `fastify.hangup.shutdown()`: the same close, by hand. */
+  shutdown (): Promise<void> {
+    return this.closing ?? this.startClose('shutdown')
+  }
+
+  private startClose (cause: CloseCause): Promise<void> {
+    const apps = [...this.apps]
+    this.exitAfterClose = apps.some((app) => app.exit)
+    notifyPrimary(cause)
+    const closing = Promise.all(apps.map((app) => closeQuietly(app, cause)))
+      .then(() => this.closed(apps))
+    this.closing = closing
+    return closing
+  }
+
+  private async closed (apps: GuardedApp[]): Promise<void> {
+    disconnectFromPrimary()
+    if (this.exitAfterClose) {
+      await Promise.all(apps.map((app) => flushLog(app.log)))
+      process.exit()
+    }
+    this.closing = null
+    this.sync()
+  }
+
+  /** Installs or removes the process listeners to match the registered apps. */
+  private sync (): void {
+    const wanted = this.apps.size > 0
+    if (wanted !== this.errorListenersInstalled) {
+      const method = wanted ? 'on' : 'removeListener'
+      process[method]('uncaughtException', this.onUncaughtException)
+      process[method]('unhandledRejection', this.onUnhandledRejection)
+      this.errorListenersInstalled = wanted
+    }
+    const signals = new Set<NodeJS.Signals>()
+    for (const app of this.apps) for (const signal of app.signals) signals.add(signal)
+    for (const [signal, listener] of this.signalListeners) {
+      if (!signals.has(signal)) {
+        process.removeListener(signal, listener)
+        this.signalListeners.delete(signal)
+      }
+    }
+    for (const signal of signals) {
+      if (!this.signalListeners.has(signal)) {
+        process.on(signal, this.onSignal)
+        this.signalListeners.set(signal, this.onSignal)
+      }
+    }
+  }
+}
+
+const kGuard = Symbol.for('fastify-hangup.process-guard.v1')
+
+/** The one guard of the process, shared by every copy of the package (CJS and ESM). */
+export function processGuard (): ProcessGuard {
+  const slot = globalThis as typeof globalThis & { [kGuard]?: ProcessGuard }
+  slot[kGuard] ??= new ProcessGuard()
+  return slot[kGuard]
+}

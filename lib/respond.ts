@@ -1,0 +1,88 @@
+import { STATUS_CODES } from 'node:http'
+import type { FastifyReply } from 'fastify'
+import { attempt } from './attempt.js'
+
+/**
+ * The generic body of a request answered by the plugin on a crash (500) or
+ * at the grace deadline (503): the shape of Fastify's own error bodies, and
+ * never the error's message or stack, which may hold secrets (issue 3).
+ */
+export function genericBody (statusCode: number): string {
+  const error = STATUS_CODES[statusCode] as string
+  return JSON.stringify({ statusCode, error, message: error })
+}
+
+/** The raw response parts the fallbacks use. */
+interface RawAnswer {
+  readonly headersSent: boolean
+  readonly writableEnded: boolean
+  writeHead (statusCode: number, headers: Record<string, string | number>): unknown
+  end (body: string): unknown
+  destroy (): unknown
+}
+
+function isHttp2 (reply: FastifyReply): boolean {
+  return reply.request.raw.httpVersionMajor === 2
+}
+
+/**
+ * Turns a reply that has not started into the generic answer and returns its
+ * body. Headers the handler set before the crash (cookies, caching) are
+ * dropped: the answer is the generic one.
+ */
+export function makeGeneric (reply: FastifyReply, statusCode: number): string {
+  for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
+  reply.code(statusCode).header('content-type', 'application/json; charset=utf-8')
+  // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2); there
+  // the session's GOAWAY does what `Connection: close` does on HTTP/1.1.
+  if (!isHttp2(reply)) reply.header('connection', 'close')
+  return genericBody(statusCode)
+}
+
+function answerRaw (reply: FastifyReply, res: RawAnswer, statusCode: number, body: string): void {
+  const headers: Record<string, string | number> = {
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(body)
+  }
+  if (!isHttp2(reply)) headers.connection = 'close'
+  res.writeHead(statusCode, headers)
+  res.end(body)
+}
+
+/**
+ * Answers a request the plugin must end (the one that crashed: 500; a
+ * straggler at the grace deadline: 503) with `Connection: close`. A response
+ * whose headers are already out cannot be answered: its connection is
+ * destroyed, so the client sees a cut, not a truncated success.
+ *
+ * Runs inside `uncaughtException` handling, where a throw would end the
+ * process with exit code 7: every step that can fail falls back to the next,
+ * simpler one (Fastify's reply, the raw response, destroying the socket).
+ */
+export function answerGenerically (reply: FastifyReply, statusCode: number): void {
+  const res = reply.raw as unknown as RawAnswer
+  if (res.writableEnded) return
+  if (res.headersSent) {
+    destroyQuietly(res)
+    return
+  }
+  // Through Fastify first, so `onSend`/`onResponse` hooks (metrics) and the
+  // access log see the status.
+  try {
+    if (!reply.sent) {
+      reply.send(makeGeneric(reply, statusCode))
+      return
+    }
+  } catch {}
+  try {
+    if (!res.headersSent) {
+      answerRaw(reply, res, statusCode, genericBody(statusCode))
+      return
+    }
+  } catch {}
+  destroyQuietly(res)
+}
+
+function destroyQuietly (res: RawAnswer): void {
+  attempt(() => res.destroy())
+}

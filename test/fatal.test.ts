@@ -1,0 +1,386 @@
+import cluster from 'node:cluster'
+import { once } from 'node:events'
+import net from 'node:net'
+import { test, type TestContext } from 'node:test'
+import http2 from 'node:http2'
+import { Client } from 'undici'
+import { until, within } from './helpers/app.js'
+import { ERROR, FATAL, FIXTURE, genericBody, startFixture, WARN, type FixtureProcess, type LogLine } from './helpers/child.js'
+import { startUpstream } from './helpers/upstream.js'
+
+/**
+ * Issue 3: fatal errors in child processes with real sockets. Each test
+ * starts test/fixtures/fatal-app.js, crashes it (or signals it) while other
+ * requests are in flight, and checks what every client got, what the child
+ * logged, its exit code, and when it exited.
+ */
+
+interface Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: string
+  /** performance.now() when the whole body arrived. */
+  at: number
+}
+
+async function get (client: Client, path: string, method: 'GET' | 'POST' = 'GET', body?: string): Promise<Answer> {
+  const res = await client.request({ path, method, body, headers: body === undefined ? {} : { 'content-type': 'application/json' } })
+  const text = await res.body.text()
+  return { status: res.statusCode, headers: res.headers, body: text, at: performance.now() }
+}
+
+function connect (t: TestContext, url: string): Client {
+  const client = new Client(url, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 30_000 })
+  t.after(() => client.destroy())
+  return client
+}
+
+/** Resolves with the connection error of a new TCP connection (ECONNREFUSED once the listener is closed). */
+function connectError (port: number): Promise<string> {
+  return new Promise((resolve) => {
+    const socket = net.connect(port, '127.0.0.1')
+    socket.once('connect', () => { socket.destroy(); resolve('connected') })
+    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
+  })
+}
+
+function incoming (url: string) {
+  return (line: LogLine): boolean => line.msg === 'incoming request' && (line.req as { url?: string } | undefined)?.url === url
+}
+
+const isFatalLine = (line: LogLine): boolean => line.level === FATAL
+
+/** Lines above `info` other than the one fatal line: there should be none. */
+function loudLines (child: FixtureProcess): LogLine[] {
+  return child.logs.filter((line) => (line.level ?? 0) >= WARN && line.level !== FATAL)
+}
+
+const crashes: Array<{ how: string, path: string, method: 'GET' | 'POST', body?: string, origin: RegExp }> = [
+  { how: 'a throw in a timer', path: '/crash/timer', method: 'GET', origin: /uncaught exception/ },
+  { how: 'a detached promise that rejects', path: '/crash/promise', method: 'GET', origin: /unhandled rejection/ },
+  { how: 'a throw in an event-emitter listener', path: '/crash/emitter', method: 'GET', origin: /uncaught exception/ },
+  { how: 'a throw in a timer after a JSON body was read', path: '/crash/body', method: 'POST', body: JSON.stringify({ a: 'x'.repeat(4000) }), origin: /uncaught exception/ }
+]
+
+for (const crash of crashes) {
+  test(`fatal, ${crash.how}: that request gets a generic 500, the others finish, idle connections close, exit 1`, async (t: TestContext) => {
+    const child = await startFixture(t, { fatal: { gracePeriod: 5000 } })
+    const idle = connect(t, child.url)
+    const busy = [connect(t, child.url), connect(t, child.url)]
+    const crasher = connect(t, child.url)
+    // Open every connection first, so the busy ones are reused keep-alive connections.
+    await Promise.all([idle, ...busy, crasher].map((client) => get(client, '/slow?ms=1')))
+    const idleClosed = once(idle, 'disconnect')
+
+    const slow = busy.map((client) => get(client, '/slow?ms=600'))
+    await child.waitForLog((line) => child.logs.filter(incoming('/slow?ms=600')).length === 2 && incoming('/slow?ms=600')(line))
+    const crashed = await get(crasher, crash.path, crash.method, crash.body)
+
+    // The request that crashed: 500, generic body, connection closed.
+    t.assert.strictEqual(crashed.status, 500)
+    t.assert.deepStrictEqual(JSON.parse(crashed.body), genericBody(500))
+    t.assert.doesNotMatch(crashed.body, /secret|hunter2/)
+    t.assert.strictEqual(crashed.headers.connection, 'close')
+    // No new connection, and the idle keep-alive one is closed now, not at its timeout.
+    t.assert.strictEqual(await connectError(child.ports[0]), 'ECONNREFUSED', JSON.stringify({ crashed, logs: child.logs }))
+    await within(idleClosed, 1000, 'the idle keep-alive connection to close')
+
+    // Every other request in flight finishes, and says the connection closes.
+    for (const answer of await Promise.all(slow)) {
+      t.assert.strictEqual(answer.status, 200)
+      t.assert.deepStrictEqual(JSON.parse(answer.body), { ok: true, ms: 600, closing: true })
+      t.assert.strictEqual(answer.headers.connection, 'close')
+    }
+    const exit = await within(child.exited, 3000, 'the child to exit')
+    t.assert.strictEqual(exit.code, 1)
+    const lastAnswer = Math.max(...(await Promise.all(slow)).map((a) => a.at))
+    t.assert.ok(exit.at - lastAnswer < 500, `exited ${Math.round(exit.at - lastAnswer)} ms after the last response (bound 500 ms)`)
+
+    // Logged once, at fatal, with the request id of the request that crashed.
+    const crashId = child.logs.find(incoming(crash.path))?.reqId
+    const fatalLines = child.logs.filter(isFatalLine)
+    t.assert.strictEqual(fatalLines.length, 1)
+    t.assert.strictEqual(fatalLines[0].reqId, crashId)
+    t.assert.match(fatalLines[0].msg ?? '', crash.origin)
+    t.assert.match(fatalLines[0].err?.message ?? '', /^secret-/)
+    t.assert.deepStrictEqual(loudLines(child), [])
+    t.assert.strictEqual(child.logs.filter((line) => line.msg === 'graceful close started').length, 1)
+    const closed = child.logs.find((line) => line.msg === 'app closed')
+    t.assert.strictEqual((closed?.stats as { fatal: number }).fatal, 1)
+  })
+}
+
+test('fatal: headers the handler set before the crash are not in the 500', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 2000 } })
+  const crashed = await get(connect(t, child.url), '/crash/leaky')
+  t.assert.strictEqual(crashed.status, 500)
+  t.assert.strictEqual(crashed.headers['set-cookie'], undefined)
+  t.assert.strictEqual(crashed.headers['x-secret'], undefined)
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 1)
+})
+
+test('fatal after the response started: that connection is cut, the client sees no clean end', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 2000 } })
+  const client = connect(t, child.url)
+  const res = await client.request({ path: '/crash/after-headers', method: 'GET' })
+  t.assert.strictEqual(res.statusCode, 200)
+  await t.assert.rejects(res.body.text())
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 1)
+})
+
+test('fatal outside any request (a timer started at boot): logged without a request id, in-flight requests finish, exit 1', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 5000 }, crashAfterListenMs: 300, onFatal: 'log' })
+  const slow = get(connect(t, child.url), '/slow?ms=700')
+  const fatalLine = await child.waitForLog(isFatalLine)
+  t.assert.strictEqual(fatalLine.reqId, undefined)
+  t.assert.match(fatalLine.err?.message ?? '', /secret-boot/)
+  const answer = await slow
+  t.assert.strictEqual(answer.status, 200)
+  t.assert.strictEqual(answer.headers.connection, 'close')
+  const exit = await within(child.exited, 3000, 'exit')
+  t.assert.strictEqual(exit.code, 1)
+  t.assert.ok(exit.at - answer.at < 500)
+  t.assert.strictEqual(child.logs.find((line) => line.msg === 'onFatal called')?.onFatalFor, null)
+})
+
+test('a second fatal error during the close answers its own request 500 and starts no second close', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 5000 } })
+  const late = get(connect(t, child.url), '/crash/timer?ms=400')
+  await child.waitForLog(incoming('/crash/timer?ms=400'))
+  const first = await get(connect(t, child.url), '/crash/timer?ms=10')
+  t.assert.strictEqual(first.status, 500)
+  const second = await late
+  t.assert.strictEqual(second.status, 500)
+  t.assert.deepStrictEqual(JSON.parse(second.body), genericBody(500))
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 1)
+  t.assert.strictEqual(child.logs.filter(isFatalLine).length, 2)
+  t.assert.match(child.logs.filter(isFatalLine)[1].msg ?? '', /already closing/)
+  t.assert.strictEqual(child.logs.filter((line) => line.msg === 'graceful close started').length, 1)
+})
+
+test('SIGTERM drains: in-flight requests finish with Connection: close, new connections are refused, exit 0', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 5000 } })
+  const idle = connect(t, child.url)
+  await get(idle, '/slow?ms=1')
+  const idleClosed = once(idle, 'disconnect')
+  const slow = get(connect(t, child.url), '/slow?ms=500')
+  await child.waitForLog(incoming('/slow?ms=500'))
+  child.kill('SIGTERM')
+  await child.waitForLog((line) => line.msg === 'graceful close started')
+  t.assert.strictEqual(await connectError(child.ports[0]), 'ECONNREFUSED')
+  await within(idleClosed, 1000, 'the idle connection to close')
+  const answer = await slow
+  t.assert.strictEqual(answer.status, 200)
+  t.assert.strictEqual(answer.headers.connection, 'close')
+  const exit = await within(child.exited, 3000, 'exit')
+  t.assert.strictEqual(exit.code, 0)
+  t.assert.ok(exit.at - answer.at < 500)
+  t.assert.deepStrictEqual(child.logs.filter((line) => (line.level ?? 0) >= WARN), [])
+})
+
+test('a second SIGTERM while draining exits at once', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 10_000 } })
+  const slow = get(connect(t, child.url), '/slow?ms=5000').catch((error: Error) => error)
+  await child.waitForLog(incoming('/slow?ms=5000'))
+  child.kill('SIGTERM')
+  await child.waitForLog((line) => line.msg === 'graceful close started')
+  const sentAt = performance.now()
+  child.kill('SIGTERM')
+  const exit = await within(child.exited, 2000, 'exit after the second signal')
+  t.assert.strictEqual(exit.code, 1)
+  t.assert.ok(exit.at - sentAt < 1000)
+  t.assert.ok(await slow instanceof Error)
+})
+
+test('at the grace deadline a straggler\'s signal aborts with FST_HANGUP_SERVER_CLOSING, its upstream sees the close, it gets 503', async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: 30_000 })
+  t.after(() => upstream.close())
+  const child = await startFixture(t, { fatal: { gracePeriod: 400 }, upstream: upstream.url })
+  const bound = get(connect(t, child.url), '/upstream')
+  const deaf = get(connect(t, child.url), '/ignores-signal')
+  await child.waitForLog(incoming('/ignores-signal'))
+  await until(() => upstream.received() === 1, 'the upstream call', 2000)
+  const sentAt = performance.now()
+  child.kill('SIGTERM')
+
+  const record = await upstream.closed(1, 3000)
+  t.assert.strictEqual(record.closedEarly, true)
+  const boundAnswer = await bound
+  t.assert.strictEqual(boundAnswer.status, 503)
+  t.assert.strictEqual(JSON.parse(boundAnswer.body).code, 'FST_HANGUP_SERVER_CLOSING')
+  const deafAnswer = await deaf
+  t.assert.strictEqual(deafAnswer.status, 503)
+  t.assert.deepStrictEqual(JSON.parse(deafAnswer.body), genericBody(503))
+  t.assert.strictEqual(deafAnswer.headers.connection, 'close')
+  const ended = child.logs.find((line) => line.msg === 'upstream call ended')
+  t.assert.strictEqual(ended?.reasonCode, 'FST_HANGUP_SERVER_CLOSING')
+
+  const exit = await within(child.exited, 3000, 'exit')
+  t.assert.strictEqual(exit.code, 0)
+  // The deadline (400 ms), the settle time for handlers (100 ms), the flush bound (400 ms).
+  t.assert.ok(exit.at - sentAt < 400 + 100 + 400 + 300, `exited ${Math.round(exit.at - sentAt)} ms after SIGTERM`)
+  t.assert.ok(child.logs.some((line) => line.level === WARN && /grace period over/.test(line.msg ?? '')))
+})
+
+test('onFatal is called with the error and the request before exit; one that throws is logged and the exit still comes', async (t: TestContext) => {
+  const reported = await startFixture(t, { fatal: { gracePeriod: 3000 }, onFatal: 'log' })
+  await get(connect(t, reported.url), '/crash/timer')
+  const line = await reported.waitForLog((l) => l.msg === 'onFatal called')
+  t.assert.strictEqual(line.onFatalFor, reported.logs.find(incoming('/crash/timer'))?.reqId)
+  t.assert.match(String(line.onFatalError), /secret-timer/)
+  t.assert.strictEqual((await within(reported.exited, 3000, 'exit')).code, 1)
+
+  const throwing = await startFixture(t, { fatal: { gracePeriod: 3000 }, onFatal: 'throw' })
+  await get(connect(t, throwing.url), '/crash/timer')
+  const exit = await within(throwing.exited, 3000, 'exit')
+  t.assert.strictEqual(exit.code, 1)
+  t.assert.ok(throwing.logs.some((l) => l.level === ERROR && l.msg === 'fatal.onFatal failed' && l.err?.message === 'reporter down'))
+})
+
+test('an onFatal that never settles holds the exit no longer than the grace period', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 500 }, onFatal: 'hang' })
+  const crashed = await get(connect(t, child.url), '/crash/timer')
+  const exit = await within(child.exited, 3000, 'exit')
+  t.assert.strictEqual(exit.code, 1)
+  const after = exit.at - crashed.at
+  t.assert.ok(after >= 400 && after < 500 + 100 + 400 + 300, `exited ${Math.round(after)} ms after the crash`)
+})
+
+test('fatal.isFatal escalates a chosen request error: generic 500, Connection: close, graceful close, exit 1; other errors stay ordinary', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 2000 }, isFatalCode: 'EPOOLCORRUPT' })
+  const client = connect(t, child.url)
+  const ordinary = await get(client, '/plain-error')
+  t.assert.strictEqual(ordinary.status, 500)
+  t.assert.match(ordinary.body, /an ordinary failure/)
+  t.assert.notStrictEqual(ordinary.headers.connection, 'close')
+
+  const escalated = await get(client, '/pool-error')
+  t.assert.strictEqual(escalated.status, 500)
+  t.assert.deepStrictEqual(JSON.parse(escalated.body), genericBody(500))
+  t.assert.strictEqual(escalated.headers.connection, 'close')
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 1)
+  const fatalLine = child.logs.find(isFatalLine)
+  t.assert.match(fatalLine?.msg ?? '', /fatal request error/)
+  t.assert.strictEqual(fatalLine?.reqId, child.logs.find(incoming('/pool-error'))?.reqId)
+})
+
+test('fastify.hangup.shutdown() starts the same graceful close by hand: exit 0, or 1 with an error', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 2000 } })
+  const client = connect(t, child.url)
+  const answer = await get(client, '/shutdown')
+  t.assert.deepStrictEqual(JSON.parse(answer.body), { closing: true })
+  t.assert.strictEqual(answer.headers.connection, 'close')
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 0)
+
+  const failing = await startFixture(t, { fatal: { gracePeriod: 2000 } })
+  await get(connect(t, failing.url), '/shutdown?error=config%20lost')
+  t.assert.strictEqual((await within(failing.exited, 3000, 'exit')).code, 1)
+  const fatalLine = failing.logs.find(isFatalLine)
+  t.assert.strictEqual(fatalLine?.msg, 'shutdown with an error: closing gracefully')
+  t.assert.strictEqual(fatalLine?.err?.message, 'config lost')
+})
+
+test('exit: false closes the app and leaves the process alive', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 2000, exit: false }, lingerMs: 300 })
+  const crashed = await get(connect(t, child.url), '/crash/timer')
+  t.assert.strictEqual(crashed.status, 500)
+  await child.waitForLog((line) => line.msg === 'app closed')
+  await child.waitForLog((line) => line.msg === 'still alive after the close')
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 0)
+})
+
+test('fatal: false installs no handler: Node\'s own crash (exit 1, nothing answered)', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: false })
+  const crashed = get(connect(t, child.url), '/crash/timer').catch((error: Error) => error)
+  const exit = await within(child.exited, 3000, 'exit')
+  t.assert.strictEqual(exit.code, 1)
+  t.assert.ok(await crashed instanceof Error)
+  t.assert.strictEqual(child.logs.filter(isFatalLine).length, 0)
+})
+
+test('two apps with the plugin in one process: the crash is handled once, both close, one exit', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 3000 }, secondApp: true })
+  const second = connect(t, `http://127.0.0.1:${child.ports[1]}`)
+  const slow = get(second, '/slow?ms=500')
+  await child.waitForLog(incoming('/slow?ms=500'))
+  const crashed = await get(connect(t, child.url), '/crash/timer')
+  t.assert.strictEqual(crashed.status, 500)
+  const answer = await slow
+  t.assert.strictEqual(answer.status, 200)
+  t.assert.strictEqual(answer.headers.connection, 'close')
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 1)
+  t.assert.strictEqual(child.logs.filter(isFatalLine).length, 1)
+  t.assert.deepStrictEqual(child.logs.filter((line) => line.msg === 'graceful close started').map((line) => line.app).sort(), ['first', 'second'])
+  t.assert.deepStrictEqual(child.logs.filter((line) => line.msg === 'app closed').map((line) => line.app).sort(), ['first', 'second'])
+})
+
+test('fatal.asyncContext: false: the crash is not traced to its request, which gets 503 at the deadline', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 300, asyncContext: false } })
+  const crashed = await get(connect(t, child.url), '/crash/timer')
+  t.assert.strictEqual(crashed.status, 503)
+  t.assert.deepStrictEqual(JSON.parse(crashed.body), genericBody(503))
+  t.assert.strictEqual(child.logs.find(isFatalLine)?.reqId, undefined)
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 1)
+})
+
+/** One request on an HTTP/2 session, answered in full. */
+function h2get (session: http2.ClientHttp2Session, path: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const stream = session.request({ ':path': path })
+    let headers: http2.IncomingHttpHeaders = {}
+    let body = ''
+    stream.setEncoding('utf8')
+    stream.on('response', (h) => { headers = h })
+    stream.on('data', (chunk: string) => { body += chunk })
+    stream.on('end', () => resolve({ status: Number(headers[':status']), headers, body, at: performance.now() }))
+    stream.on('error', reject)
+  })
+}
+
+test('HTTP/2: the crashing stream gets 500, the other streams of the session finish, the session gets GOAWAY, exit 1', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 3000 }, http2: true })
+  const session = http2.connect(child.url)
+  session.on('error', () => {})
+  t.after(() => session.destroy())
+  const goaway = once(session, 'goaway')
+  await h2get(session, '/slow?ms=1')
+  const slow = h2get(session, '/slow?ms=500')
+  await child.waitForLog(incoming('/slow?ms=500'))
+  const crashed = await h2get(session, '/crash/timer')
+  t.assert.strictEqual(crashed.status, 500)
+  t.assert.deepStrictEqual(JSON.parse(crashed.body), genericBody(500))
+  t.assert.strictEqual(crashed.headers.connection, undefined)
+  await within(goaway, 1000, 'GOAWAY')
+  const answer = await slow
+  t.assert.strictEqual(answer.status, 200)
+  t.assert.deepStrictEqual(JSON.parse(answer.body), { ok: true, ms: 500, closing: true })
+  t.assert.strictEqual((await within(child.exited, 3000, 'exit')).code, 1)
+  t.assert.deepStrictEqual(loudLines(child), [])
+})
+
+test('in a cluster worker: the primary hears of the close before the drain, then the worker disconnects and exits 1', async (t: TestContext) => {
+  cluster.setupPrimary({ exec: FIXTURE, silent: true })
+  const worker = cluster.fork({ HANGUP_FIXTURE: JSON.stringify({ fatal: { gracePeriod: 3000 } }) })
+  t.after(() => { if (!worker.isDead()) worker.process.kill('SIGKILL') })
+  const events: string[] = []
+  worker.on('message', (message: { cmd?: string, cause?: string }) => events.push(`message ${message.cmd ?? ''} ${message.cause ?? ''}`))
+  worker.on('disconnect', () => events.push('disconnect'))
+  const exited = once(worker, 'exit') as Promise<[number, string | null]>
+  let port = 0
+  let output = ''
+  worker.process.stdout?.setEncoding('utf8').on('data', (chunk: string) => {
+    output += chunk
+    port ||= Number(/Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(output)?.[1] ?? 0)
+  })
+  await until(() => port !== 0, 'the worker to listen', 10_000)
+  const client = connect(t, `http://127.0.0.1:${port}`)
+  const slow = get(client, '/slow?ms=300')
+  const crashed = await get(connect(t, `http://127.0.0.1:${port}`), '/crash/timer')
+  t.assert.strictEqual(crashed.status, 500)
+  t.assert.strictEqual(events[0], 'message fastify-hangup:closing fatal')
+  t.assert.strictEqual((await slow).status, 200)
+  const [code] = await within(exited, 3000, 'the worker to exit')
+  t.assert.strictEqual(code, 1)
+  t.assert.deepStrictEqual(events, ['message fastify-hangup:closing fatal', 'disconnect'])
+  t.assert.strictEqual(worker.exitedAfterDisconnect, false, 'a crash is not a voluntary exit: a primary replaces it')
+})

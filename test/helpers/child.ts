@@ -1,0 +1,115 @@
+import { spawn } from 'node:child_process'
+import { once } from 'node:events'
+import { join } from 'node:path'
+import { createInterface } from 'node:readline'
+import type { TestContext } from 'node:test'
+import type { FixtureConfig } from '../fixtures/fatal-app.js'
+
+/** One pino line of the child's stdout. */
+export interface LogLine {
+  level?: number
+  msg?: string
+  reqId?: string
+  app?: string
+  err?: { message?: string, type?: string }
+  [key: string]: unknown
+}
+
+export interface Exit {
+  code: number | null
+  signal: NodeJS.Signals | null
+  /** performance.now() when the child exited. */
+  at: number
+}
+
+export interface FixtureProcess {
+  /** The port of each app, in start order. */
+  ports: number[]
+  url: string
+  logs: LogLine[]
+  exited: Promise<Exit>
+  /** Resolves with the first line (already seen or to come) that matches; rejects after `timeoutMs`. */
+  waitForLog (match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>
+  kill (signal: NodeJS.Signals): void
+}
+
+export const FATAL = 60
+export const ERROR = 50
+export const WARN = 40
+
+export const FIXTURE = join(__dirname, '..', 'fixtures', 'fatal-app.js')
+
+/**
+ * Starts test/fixtures/fatal-app.js in a child process and waits until all
+ * its apps listen. The child is killed (SIGKILL) when the test ends, if it
+ * is still running; every wait is bounded.
+ */
+export async function startFixture (t: TestContext, config: FixtureConfig, apps = config.secondApp === true ? 2 : 1): Promise<FixtureProcess> {
+  const child = spawn(process.execPath, [FIXTURE], {
+    env: { ...process.env, HANGUP_FIXTURE: JSON.stringify(config) },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  const logs: LogLine[] = []
+  const waiters = new Set<() => void>()
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  createInterface({ input: child.stdout }).on('line', (text) => {
+    try {
+      logs.push(JSON.parse(text) as LogLine)
+    } catch {
+      logs.push({ msg: text })
+    }
+    for (const wake of waiters) wake()
+  })
+  const exited = once(child, 'exit').then(([code, signal]) => ({ code, signal, at: performance.now() }) as Exit)
+  let running = true
+  exited.then(() => {
+    running = false
+    for (const wake of waiters) wake()
+  }, () => {})
+  t.after(() => { if (running) child.kill('SIGKILL') })
+
+  function waitForLog (match: (line: LogLine) => boolean, timeoutMs = 5000): Promise<LogLine> {
+    return new Promise((resolve, reject) => {
+      const check = (): boolean => {
+        const line = logs.find(match)
+        if (line === undefined) return false
+        cleanup()
+        resolve(line)
+        return true
+      }
+      const timer = setTimeout(() => {
+        cleanup()
+        reject(new Error(`no matching log line within ${timeoutMs} ms; child ${running ? 'running' : 'exited'}; stderr: ${stderr}\nlogs:\n${logs.map((l) => JSON.stringify(l)).join('\n')}`))
+      }, timeoutMs)
+      const wake = (): void => { if (!check() && !running) { cleanup(); reject(new Error(`child exited; stderr: ${stderr}`)) } }
+      const cleanup = (): void => { clearTimeout(timer); waiters.delete(wake) }
+      waiters.add(wake)
+      check()
+    })
+  }
+
+  const ports: number[] = []
+  for (let i = 0; i < apps; i++) {
+    const line = await waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at') && !ports.includes(portOf(l)), 10_000)
+    ports.push(portOf(line))
+  }
+  return {
+    ports,
+    url: `http://127.0.0.1:${ports[0]}`,
+    logs,
+    exited,
+    waitForLog,
+    kill: (signal) => child.kill(signal)
+  }
+}
+
+function portOf (line: LogLine): number {
+  return Number(/:(\d+)$/.exec(line.msg as string)?.[1])
+}
+
+/** A generic body as the plugin writes it. */
+export function genericBody (statusCode: 500 | 503): { statusCode: number, error: string, message: string } {
+  const error = statusCode === 500 ? 'Internal Server Error' : 'Service Unavailable'
+  return { statusCode, error, message: error }
+}
