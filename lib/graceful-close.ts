@@ -33,6 +33,20 @@ interface ClosableServer {
 
 function noop (): void {}
 
+/**
+ * The servers of Fastify's extra bindings (`listen({ host: 'localhost' })`
+ * binds 127.0.0.1 and ::1), kept under a symbol Fastify does not export; found
+ * by its description, and none if a Fastify version names it otherwise.
+ */
+function secondaryServers (fastify: FastifyInstance): ClosableServer[] {
+  // An encapsulated instance inherits the root's slot through its prototype.
+  for (let target: object | null = fastify; target !== null; target = Object.getPrototypeOf(target) as object | null) {
+    const slot = Object.getOwnPropertySymbols(target).find((symbol) => symbol.description === 'fastify.serverBindings')
+    if (slot !== undefined) return (target as Record<symbol, ClosableServer[]>)[slot]
+  }
+  return []
+}
+
 /** `Connection: close` on a response that has not started, so its connection ends with it (HTTP/1.x). */
 function endConnectionAfter (lifecycle: RequestLifecycle): void {
   const res = lifecycle.res as unknown as { headersSent: boolean, setHeader (name: string, value: string): void }
@@ -69,6 +83,8 @@ export class GracefulClose {
   private readonly pending = new Set<Promise<unknown>>()
   /** Open HTTP/2 sessions: an HTTP/2 server's close() leaves them open before Node 24. */
   private readonly sessions = new Set<Http2Session>()
+  /** Fastify's other bindings, found when the close starts. */
+  private secondaries: ClosableServer[] = []
 
   constructor (
     private readonly fastify: FastifyInstance,
@@ -138,11 +154,22 @@ export class GracefulClose {
       this.serverClosed = true
       this.checkDrained()
     })
-    server.closeIdleConnections?.()
+    // Fastify closes its other bindings (`localhost` is 127.0.0.1 and ::1)
+    // only once the main server has closed: until then they would take
+    // new connections. They are Fastify's to close, so no callback here.
+    this.secondaries = secondaryServers(this.fastify)
+    for (const secondary of this.secondaries) secondary.close(noop)
+    this.closeIdleConnections()
     // HTTP/2: GOAWAY; open streams finish, no new ones start. Fastify does
     // this only with `forceCloseConnections: true`, and Node's close() only
     // from Node 24 on.
     for (const session of this.sessions) session.close()
+  }
+
+  private closeIdleConnections (): void {
+    const main = this.fastify.server as unknown as ClosableServer
+    main.closeIdleConnections?.()
+    for (const secondary of this.secondaries) secondary.closeIdleConnections?.()
   }
 
   /**
@@ -156,8 +183,7 @@ export class GracefulClose {
       this.sweepScheduled = true
       setImmediate(() => {
         this.sweepScheduled = false
-        const server = this.fastify.server as unknown as ClosableServer
-        server.closeIdleConnections?.()
+        this.closeIdleConnections()
         this.checkDrained()
       })
     }

@@ -1,4 +1,6 @@
 import { EventEmitter } from 'node:events'
+import http from 'node:http'
+import type { AddressInfo } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
@@ -202,4 +204,30 @@ test('at the grace deadline (in process): a straggler that ignores its signal ge
   t.assert.strictEqual(app.hangup.stats().inflight, 0)
   // The flush bound's timer fires into a close that is already over.
   await sleep(FINAL_FLUSH_MS + 50)
+})
+
+test('Fastify\'s other bindings (listen on localhost = 127.0.0.1 + ::1) stop accepting when the close starts, not when the main server has closed', async (t: TestContext) => {
+  const { app } = await buildApp(t, inProcess)
+  app.get('/slow', async () => {
+    await sleep(300)
+    return 'ok'
+  })
+  const { url } = await listen(app)
+  // This machine resolves localhost to 127.0.0.1 only, so the second binding
+  // Fastify would make for ::1 is made here the way Fastify makes it: a
+  // server with the same handler, kept in its bindings list.
+  const secondary = http.createServer((req, res) => app.server.emit('request', req, res))
+  await new Promise<void>((resolve) => secondary.listen(0, '127.0.0.1', resolve))
+  t.after(() => { secondary.close() })
+  const slot = Object.getOwnPropertySymbols(app).find((symbol) => symbol.description === 'fastify.serverBindings') as symbol
+  ;(app as unknown as Record<symbol, http.Server[]>)[slot].push(secondary)
+  const { port } = secondary.address() as AddressInfo
+
+  const inFlight = request(`${url}/slow`)
+  await until(() => app.hangup.stats().inflight === 1, 'the slow request')
+  const closed = app.hangup.shutdown()
+  t.assert.strictEqual(secondary.listening, false)
+  await t.assert.rejects(request(`http://127.0.0.1:${port}/slow`), { code: 'ECONNREFUSED' })
+  t.assert.strictEqual((await inFlight).statusCode, 200)
+  await within(closed, 2000, 'the close')
 })

@@ -28,7 +28,7 @@ function fakeApp (broken: boolean, name = 'app'): FakeApp {
   return {
     calls,
     exit: false,
-    signals: ['SIGUSR2'],
+    signals: ['SIGHUP'],
     log: log as never,
     owns: () => false,
     fault: () => fail('fault'),
@@ -81,17 +81,17 @@ test('an uncaught exception whose origin is unhandledRejection (--unhandled-reje
 })
 
 test('signals: the first closes gracefully, a second one without exit is ignored, and the listeners go when the close is over', async (t: TestContext) => {
-  const before = process.listenerCount('SIGUSR2')
+  const before = process.listenerCount('SIGHUP')
   const guard = new ProcessGuard()
   const app = fakeApp(false)
   guard.add(app)
-  t.assert.strictEqual(process.listenerCount('SIGUSR2'), before + 1)
-  process.emit('SIGUSR2', 'SIGUSR2')
-  process.emit('SIGUSR2', 'SIGUSR2')
+  t.assert.strictEqual(process.listenerCount('SIGHUP'), before + 1)
+  process.emit('SIGHUP', 'SIGHUP')
+  process.emit('SIGHUP', 'SIGHUP')
   t.assert.deepStrictEqual(app.calls, ['info signal received: closing gracefully', 'close signal'])
   guard.remove(app)
-  t.assert.strictEqual(process.listenerCount('SIGUSR2'), before + 1, 'kept while the close runs')
+  t.assert.strictEqual(process.listenerCount('SIGHUP'), before + 1, 'kept while the close runs')
   app.finishClose()
   await new Promise((resolve) => setImmediate(resolve))
-  t.assert.strictEqual(process.listenerCount('SIGUSR2'), before)
+  t.assert.strictEqual(process.listenerCount('SIGHUP'), before)
 })
