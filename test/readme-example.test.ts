@@ -52,3 +52,33 @@ test('the README example proxies a POST and stops the upstream when the client h
   t.assert.strictEqual(record.closedEarly, true)
   t.assert.ok(record.closedAt - record.startedAt < 3000)
 })
+
+// examples/crash.mjs is the README's "Crashes" example, run as pasted.
+test('the README crash example: the crashing request gets a generic 500, the slow one finishes, the process exits 1', async (t: TestContext) => {
+  const child = spawn(process.execPath, [join(root, 'examples', 'crash.mjs')], {
+    cwd: root,
+    env: { ...process.env, PORT: '0' },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.after(() => { child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exited = once(child, 'exit') as Promise<[number | null]>
+  const lines: string[] = []
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(line))
+  await until(() => lines.some((line) => line.includes('Server listening at http://127.0.0.1:')), 'the example to listen', 10000)
+  const port = Number(/127\.0\.0\.1:(\d+)/.exec(lines.find((line) => line.includes('Server listening')) as string)?.[1])
+  const base = `http://127.0.0.1:${port}`
+  t.assert.strictEqual((await request(`${base}/ready`)).statusCode, 200)
+  const slow = request(`${base}/slow`)
+  await until(() => lines.some((line) => line.includes('"url":"/slow"')), 'the slow request to arrive')
+  const crashed = await request(`${base}/crash`)
+  t.assert.strictEqual(crashed.statusCode, 500)
+  t.assert.deepStrictEqual(await crashed.body.json(), { statusCode: 500, error: 'Internal Server Error', message: 'Internal Server Error' })
+  const finished = await slow
+  t.assert.strictEqual(finished.statusCode, 200)
+  t.assert.deepStrictEqual(await finished.body.json(), { ok: true })
+  const [code] = await within(exited, 5000, 'the example to exit')
+  t.assert.strictEqual(code, 1)
+  t.assert.match(stderr, /report to your error tracker: db password is hunter2 req-/)
+})
