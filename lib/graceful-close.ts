@@ -71,7 +71,7 @@ function endConnectionAfter (lifecycle: RequestLifecycle): void {
 export class GracefulClose {
   /** Requests whose response has not closed: the stragglers if the deadline comes. */
   readonly requests = new Set<RequestLifecycle>()
-  closing = false
+  /** Set when the close starts: the promise of its end. */
   private done: Promise<void> | null = null
   /** Resolves `done`; a no-op before the close and once called (the deadline and a drained close can both finish). */
   private resolveDone: () => void = noop
@@ -80,11 +80,15 @@ export class GracefulClose {
   private appClosed = false
   private sweepScheduled = false
   private deadline: NodeJS.Timeout | undefined
-  private readonly pending = new Set<Promise<unknown>>()
+  private readonly pending = new Set<Promise<void>>()
   /** Open HTTP/2 sessions: an HTTP/2 server's close() leaves them open before Node 24. */
   private readonly sessions = new Set<Http2Session>()
   /** Fastify's other bindings, found when the close starts. */
   private secondaries: ClosableServer[] = []
+
+  get closing (): boolean {
+    return this.done !== null
+  }
 
   constructor (
     private readonly fastify: FastifyInstance,
@@ -118,18 +122,16 @@ export class GracefulClose {
 
   /** Something the close must wait for, bounded by the deadline (a user's `onFatal`). */
   waitFor (promise: Promise<unknown>): void {
-    const settled = promise.then(() => {}, () => {})
-    this.pending.add(settled)
-    settled.then(() => {
+    const settled: Promise<void> = promise.then(noop, noop).then(() => {
       this.pending.delete(settled)
       this.checkFinished()
-    }, () => {})
+    })
+    this.pending.add(settled)
   }
 
   /** Starts the close (once; later calls return the same promise), resolved when closed or past the deadline. */
   close (cause: CloseCause): Promise<void> {
     if (this.done !== null) return this.done
-    this.closing = true
     this.done = new Promise((resolve) => { this.resolveDone = resolve })
     for (const lifecycle of this.requests) endConnectionAfter(lifecycle)
     this.deadline = setTimeout(() => this.onDeadline(), this.gracePeriod)
@@ -197,12 +199,12 @@ export class GracefulClose {
   private closeApp (): void {
     if (this.appCloseStarted) return
     this.appCloseStarted = true
-    this.fastify.close().then(() => {}, (error: unknown) => {
+    this.fastify.close().catch((error: unknown) => {
       this.fastify.log.error({ err: error }, 'fastify.close() failed during the graceful close')
     }).then(() => {
       this.appClosed = true
       this.checkFinished()
-    }, () => {})
+    }, noop)
   }
 
   private checkFinished (): void {

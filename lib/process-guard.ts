@@ -86,7 +86,8 @@ function closeQuietly (app: GuardedApp, cause: CloseCause): Promise<void> {
  */
 export class ProcessGuard {
   private readonly apps = new Set<GuardedApp>()
-  private readonly signalListeners = new Map<NodeJS.Signals, NodeJS.SignalsListener>()
+  /** Signals `onSignal` listens to. */
+  private readonly signals = new Set<NodeJS.Signals>()
   private errorListenersInstalled = false
   private closing: Promise<void> | null = null
   private exitAfterClose = false
@@ -189,18 +190,18 @@ export class ProcessGuard {
       process[method]('unhandledRejection', this.onUnhandledRejection)
       this.errorListenersInstalled = wanted
     }
-    const signals = new Set<NodeJS.Signals>()
-    for (const app of this.apps) for (const signal of app.signals) signals.add(signal)
-    for (const [signal, listener] of this.signalListeners) {
-      if (!signals.has(signal)) {
-        process.removeListener(signal, listener)
-        this.signalListeners.delete(signal)
+    const wantedSignals = new Set<NodeJS.Signals>()
+    for (const app of this.apps) for (const signal of app.signals) wantedSignals.add(signal)
+    for (const signal of this.signals) {
+      if (!wantedSignals.has(signal)) {
+        process.removeListener(signal, this.onSignal)
+        this.signals.delete(signal)
       }
     }
-    for (const signal of signals) {
-      if (!this.signalListeners.has(signal)) {
+    for (const signal of wantedSignals) {
+      if (!this.signals.has(signal)) {
         process.on(signal, this.onSignal)
-        this.signalListeners.set(signal, this.onSignal)
+        this.signals.add(signal)
       }
     }
   }
