@@ -1,12 +1,21 @@
 'use strict'
 
 // The Fastify app every throughput benchmark serves, in one of its variants:
-//   bare      Fastify alone
-//   plugin    Fastify + fastify-hangup with its default options
-// and, to tell what the plugin's cost is made of:
-//   hook      Fastify + an empty onRequest and an empty onError hook: what
-//             Fastify itself charges for any plugin that adds hooks
-//   no-abort  Fastify + fastify-hangup with abortOnResponse: false
+//   bare        Fastify alone
+//   plugin      Fastify + fastify-hangup with its default options: `fatal` on,
+//               with `asyncContext` (two AsyncLocalStorage.run() per request)
+// and, to tell what the plugin's cost is made of, from the cheapest up:
+//   hook        Fastify + an empty onRequest and an empty onError hook: what
+//               Fastify itself charges for any plugin that adds hooks
+//   no-abort    fastify-hangup with abortOnResponse: false and fatal: false
+//               (compare with no-fatal: the cost of abortOnResponse alone)
+//   no-fatal    fastify-hangup with fatal: false: the request signal only,
+//               no process handlers, no async context
+//   no-context  fastify-hangup with fatal: { asyncContext: false }: process
+//               handlers and graceful close, no async context
+//               (plugin vs no-context: the cost of the async context)
+// Every variant with `fatal` on installs SIGINT/SIGTERM handlers in its
+// process: a SIGTERM closes the app gracefully and exits 0.
 // Routes:
 //   GET /ignore  never touches request.signal (the plugin's lazy path)
 //   GET /read    reads request.signal and checks .aborted (allocates a controller)
@@ -21,7 +30,9 @@ const VARIANTS = {
     app.addHook('onRequest', function emptyOnRequest (request, reply, done) { done() })
     app.addHook('onError', function emptyOnError (request, reply, error, done) { done() })
   },
-  'no-abort': async (app) => { await app.register(loadPlugin(), { abortOnResponse: false }) }
+  'no-abort': async (app) => { await app.register(loadPlugin(), { abortOnResponse: false, fatal: false }) },
+  'no-fatal': async (app) => { await app.register(loadPlugin(), { fatal: false }) },
+  'no-context': async (app) => { await app.register(loadPlugin(), { fatal: { asyncContext: false } }) }
 }
 
 async function buildApp (variant) {

@@ -29,8 +29,9 @@ const { quantile } = require('./stats.js')
 const HELP = `usage: node bench/overhead.js [options]
 
   --routes <list>     ignore,read                        (default ignore,read)
-  --variants <list>   bare first, then any of hook, no-abort, plugin
-                                                         (default bare,hook,no-abort,plugin)
+  --variants <list>   bare first, then any of hook, no-abort, no-fatal,
+                      no-context, plugin (bench/app.js)
+                      (default bare,hook,no-abort,no-fatal,no-context,plugin)
   --rounds <n>        alternation rounds per route       (default 100)
   --chunk <n>         requests per variant per round     (default 5000)
   --connections <n>   client connections                 (default 16)
@@ -94,18 +95,26 @@ function drive (port, route, n, connections, depth) {
   })
 }
 
+// Variants with the plugin's `fatal` on (plugin, no-context) have its process
+// handlers here: SIGINT/SIGTERM close the app gracefully and exit 0, and an
+// uncaught error would exit 1 silently (logger: false). So the child catches
+// what a chunk throws and reports it, and the parent watches for an exit.
 async function child (variant) {
   const { buildApp } = require('./app.js')
   const app = await buildApp(variant)
   const { port } = app.server.address()
-  process.on('message', async (msg) => {
+  process.on('message', (msg) => {
     if (msg.cmd === 'stop') {
-      await app.close()
-      process.exit(0)
+      app.close().then(() => process.exit(0), () => process.exit(1))
+      return
     }
-    process.send(await drive(port, msg.route, msg.n, msg.connections, msg.depth))
+    drive(port, msg.route, msg.n, msg.connections, msg.depth).then(
+      (result) => process.send(result),
+      (err) => process.send({ error: String(err?.stack ?? err) })
+    )
   })
   process.on('disconnect', () => process.exit(0))
+  process.on('uncaughtExceptionMonitor', (err) => console.error(`overhead child ${variant}:`, err))
   process.send({ ready: true, pid: process.pid })
 }
 
@@ -121,7 +130,7 @@ function readOptions (values) {
     return n
   }
   const { VARIANTS } = require('./app.js')
-  const variants = (values.variants ?? 'bare,hook,no-abort,plugin').split(',').map((v) => v.trim())
+  const variants = (values.variants ?? 'bare,hook,no-abort,no-fatal,no-context,plugin').split(',').map((v) => v.trim())
   const routes = (values.routes ?? 'ignore,read').split(',').map((r) => r.trim())
   if (variants[0] !== 'bare' || variants.length < 2 || variants.some((v) => !Object.hasOwn(VARIANTS, v))) {
     console.error(`overhead: --variants must start with bare and name known variants (${Object.keys(VARIANTS).join(', ')})`)
@@ -156,14 +165,16 @@ async function parent (opts) {
     const ours = new Set([process.pid])
     for (const v of opts.variants) {
       children[v] = fork(__filename, ['--child', v], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
-      const [msg] = await once(children[v], 'message')
+      const msg = await nextMessage(children[v], v)
       ours.add(msg.pid)
       // Best effort: without taskset the variants simply share the CPUs.
       if (os.cpus().length > 1) try { pinTo(msg.pid, os.cpus().length - 1) } catch {}
     }
     const run = async (v, route, n) => {
+      const reply = nextMessage(children[v], v)
       children[v].send({ route, n, connections: opts.connections, depth: opts.depth })
-      const [msg] = await once(children[v], 'message')
+      const msg = await reply
+      if (msg.error !== undefined) throw new Error(`${v} /${route}: ${msg.error}`)
       return msg.cpuMs * 1000 / n // µs per request
     }
     for (const route of opts.routes) {
@@ -188,12 +199,7 @@ async function parent (opts) {
       printRoute(route, results[route])
     }
   } finally {
-    for (const c of Object.values(children)) {
-      if (c.exitCode === null) {
-        c.send({ cmd: 'stop' })
-        await once(c, 'exit')
-      }
-    }
+    await Promise.all(Object.values(children).map(stopChild))
   }
   const report = {
     benchmark: 'overhead',
@@ -208,6 +214,35 @@ async function parent (opts) {
   fs.mkdirSync(path.dirname(opts.out), { recursive: true })
   fs.writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n')
   console.log(`\nwritten ${path.relative(process.cwd(), opts.out)}`)
+}
+
+/** The child's next message; rejects if it exits first. */
+function nextMessage (child, variant) {
+  return new Promise((resolve, reject) => {
+    const onExit = (code, signal) => {
+      child.removeListener('message', onMessage)
+      reject(new Error(`${variant} child exited (code ${code}, signal ${signal})`))
+    }
+    const onMessage = (msg) => {
+      child.removeListener('exit', onExit)
+      resolve(msg)
+    }
+    child.once('exit', onExit)
+    child.once('message', onMessage)
+  })
+}
+
+/**
+ * Stops a child and waits for its exit, at most 10 s: then SIGKILL, not
+ * SIGTERM, which with the plugin's `fatal` on starts a graceful close instead.
+ */
+async function stopChild (child) {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  if (child.connected) child.send({ cmd: 'stop' })
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
+  await exited
+  clearTimeout(timer)
 }
 
 function summarize (variants, perRound) {
@@ -235,16 +270,16 @@ function round3 (v) {
 
 function printRoute (route, result) {
   console.log(`\n/${route} (${result.cleanRounds} rounds)`)
-  console.log('variant    µs/req  cost vs bare (IQR)         extra ns/req (IQR)     throughput-equivalent')
+  console.log('variant      µs/req  cost vs bare (IQR)         extra ns/req (IQR)     throughput-equivalent')
   for (const [v, r] of Object.entries(result)) {
     if (typeof r !== 'object') continue
     if (v === 'bare') {
-      console.log(`${v.padEnd(9)} ${r.microsPerRequest.toFixed(2).padStart(7)}`)
+      console.log(`${v.padEnd(11)} ${r.microsPerRequest.toFixed(2).padStart(7)}`)
       continue
     }
     const cost = `${(r.costVsBare * 100).toFixed(1)}% (${(r.costVsBareIqr[0] * 100).toFixed(1)}..${(r.costVsBareIqr[1] * 100).toFixed(1)})`
     const extra = `${r.extraNanosPerRequest} (${r.extraNanosIqr[0]}..${r.extraNanosIqr[1]})`
-    console.log(`${v.padEnd(9)} ${r.microsPerRequest.toFixed(2).padStart(7)}  ${cost.padEnd(25)}  ${extra.padEnd(21)}  ${(r.throughputVsBare * 100).toFixed(1)}%`)
+    console.log(`${v.padEnd(11)} ${r.microsPerRequest.toFixed(2).padStart(7)}  ${cost.padEnd(25)}  ${extra.padEnd(21)}  ${(r.throughputVsBare * 100).toFixed(1)}%`)
   }
 }
 

@@ -36,13 +36,16 @@ const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [option
   --pin / --no-pin    pin the servers to CPU 1 and the load generator to CPU 0
                       with taskset (BENCH_PIN=1/0, default: on when taskset exists
                       and the machine has 2+ CPUs)
-  --against <variant> what to compare with bare Fastify: plugin (default), or
-                      hook / no-abort to tell what the cost is made of (bench/app.js)
+  --against <variant> what to compare with bare Fastify (bench/app.js): plugin
+                      (default: the plugin's defaults, async context included),
+                      or no-context, no-fatal, no-abort, hook to tell what the
+                      cost is made of
   --max-seconds <s>   stop taking new pairs after this long (BENCH_MAX_SECONDS,
                       default 170); the time is shared out between the routes
   --no-wait           do not wait (up to 20 s before a pair) for other programs
                       to leave the CPU alone
-  --prof <variant>    run that server (bare, plugin or both) under --cpu-prof;
+  --prof <side>       run that server (bare, plugin = the --against side, or
+                      both) under --cpu-prof;
                       profiles go to bench/results/profiles/ (BENCH_PROF)
   --out <file>        JSON output (default bench/results/<node-version>.json)
   --help
@@ -115,6 +118,20 @@ function readOptions () {
   }
 }
 
+/**
+ * The issues' targets, as a share of bare Fastify's throughput, or null when
+ * there is none. Issue 3: the defaults (async context per request) at >= 95% on
+ * Node 22 and 24; on Node 20 measured and reported only. Without the async
+ * context the plugin keeps the target it had before `fatal` existed: 97%.
+ */
+function targetFor (variant, nodeMajor) {
+  if (variant === 'plugin') {
+    return nodeMajor >= 22 ? { minRatio: 0.95, from: 'issue 3: the defaults, Node 22 and 24' } : null
+  }
+  if (variant === 'no-context' || variant === 'no-fatal') return { minRatio: 0.97, from: 'the plugin without async context' }
+  return null
+}
+
 function fail (message) {
   console.error(`bench: ${message}\n`)
   process.stderr.write(HELP)
@@ -155,19 +172,37 @@ async function startServer (role, opts) {
 }
 
 async function stopServer (server) {
-  if (server.child.exitCode !== null) return
-  const exited = once(server.child, 'exit')
-  server.child.send('stop')
-  const timer = setTimeout(() => server.child.kill(), 10_000)
+  const child = server.child
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const exited = once(child, 'exit')
+  if (child.connected) child.send('stop')
+  // SIGKILL, not SIGTERM: with the plugin's `fatal` on, SIGTERM starts a
+  // graceful close of up to its 10 s grace period instead of ending the process.
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10_000)
   await exited
   clearTimeout(timer)
 }
 
+/** The child's next message; rejects if it exits first (a server that died mid-run). */
+function nextMessage (server) {
+  return new Promise((resolve, reject) => {
+    const onExit = (code, signal) => {
+      server.child.removeListener('message', onMessage)
+      reject(new Error(`${server.variant} server exited (code ${code}, signal ${signal}) during the benchmark`))
+    }
+    const onMessage = (msg) => {
+      server.child.removeListener('exit', onExit)
+      resolve(msg)
+    }
+    server.child.once('exit', onExit)
+    server.child.once('message', onMessage)
+  })
+}
+
 async function cpuSample (server) {
-  const reply = once(server.child, 'message')
+  const reply = nextMessage(server)
   server.child.send('cpu')
-  const [msg] = await reply
-  return msg
+  return await reply
 }
 
 /** Checks that each server answers each route as expected before timing it. */
@@ -371,6 +406,7 @@ async function main () {
     }
     printSummary(summaries, opts.against)
 
+    const target = targetFor(opts.against, Number(process.versions.node.split('.')[0]))
     const report = {
       benchmark: 'throughput',
       date: new Date().toISOString(),
@@ -382,17 +418,20 @@ async function main () {
       pairing: { wanted: opts.pairs, max: opts.maxPairs, minServerCpu: opts.minCpu, maxOthersCpu: opts.maxOthers },
       pinned: opts.pin,
       against: opts.against,
-      target: { minRatio: 0.97 },
+      target,
       summaries,
       pairs: pairsByRoute
     }
     fs.mkdirSync(path.dirname(opts.out), { recursive: true })
     fs.writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n')
     console.log(`\nwritten ${path.relative(process.cwd(), opts.out)}`)
-    const missed = summaries.filter((s) => s.ratio < 0.97)
-    if (missed.length > 0 && opts.against === 'plugin') {
-      const why = (s) => s.pairRatios.q3 >= 0.97 ? ', the pairs\' IQR reaches 97%: within this machine\'s noise' : ''
-      console.log(`below the 97% target: ${missed.map((s) => `/${s.route} ${pct(s.ratio)} (pair ratio median ${pct(s.pairRatios.median)}${why(s)})`).join('; ')}`)
+    if (target !== null) {
+      const goal = pct(target.minRatio)
+      const missed = summaries.filter((s) => s.ratio < target.minRatio)
+      const why = (s) => s.pairRatios.q3 >= target.minRatio ? `, the pairs' IQR reaches ${goal}: within this machine's noise` : ''
+      if (missed.length > 0) console.log(`below the ${goal} target (${target.from}): ${missed.map((s) => `/${s.route} ${pct(s.ratio)} (pair ratio median ${pct(s.pairRatios.median)}${why(s)})`).join('; ')}`)
+    } else if (opts.against === 'plugin') {
+      console.log(`Node ${process.versions.node.split('.')[0]}: no target for the defaults (issue 3: measured and reported)`)
     }
   } finally {
     await Promise.all(Object.values(servers).map(stopServer))

@@ -4,6 +4,7 @@ import { attempt } from './attempt.js'
 import { ServerClosingError } from './errors.js'
 import type { RequestLifecycle } from './lifecycle.js'
 import { answerGenerically } from './respond.js'
+import { InflightList } from './inflight.js'
 
 /** What started a graceful close. */
 export type CloseCause = 'fatal' | 'signal' | 'shutdown'
@@ -70,7 +71,7 @@ function endConnectionAfter (lifecycle: RequestLifecycle): void {
  */
 export class GracefulClose {
   /** Requests whose response has not closed: the stragglers if the deadline comes. */
-  readonly requests = new Set<RequestLifecycle>()
+  readonly requests = new InflightList()
   /** Set when the close starts: the promise of its end. */
   private done: Promise<void> | null = null
   /** Resolves `done`; a no-op before the close and once called (the deadline and a drained close can both finish). */
@@ -133,7 +134,7 @@ export class GracefulClose {
   close (cause: CloseCause): Promise<void> {
     if (this.done !== null) return this.done
     this.done = new Promise((resolve) => { this.resolveDone = resolve })
-    for (const lifecycle of this.requests) endConnectionAfter(lifecycle)
+    for (const lifecycle of this.requests.all()) endConnectionAfter(lifecycle)
     this.deadline = setTimeout(() => this.onDeadline(), this.gracePeriod)
     // Never the reason a finished process stays alive (issue 3).
     this.deadline.unref()
@@ -220,12 +221,12 @@ export class GracefulClose {
     if (this.requests.size > 0) {
       this.fastify.log.warn({ inflight: this.requests.size, gracePeriod: this.gracePeriod }, 'grace period over: aborting the requests still in flight')
     }
-    for (const lifecycle of this.requests) lifecycle.abort(ServerClosingError.create())
+    for (const lifecycle of this.requests.all()) lifecycle.abort(ServerClosingError.create())
     setTimeout(() => this.answerStragglers(), STRAGGLER_SETTLE_MS).unref()
   }
 
   private answerStragglers (): void {
-    for (const lifecycle of this.requests) answerGenerically(lifecycle.reply, 503)
+    for (const lifecycle of this.requests.all()) answerGenerically(lifecycle.reply, 503)
     this.closeApp()
     setTimeout(() => this.finish(), FINAL_FLUSH_MS).unref()
   }

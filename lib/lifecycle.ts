@@ -95,6 +95,9 @@ export class RequestLifecycle {
   timeoutCleanup: (() => void) | null = null
   /** Set when this request raised a fatal error: its answer is the generic 500. */
   fatal = false
+  /** Neighbours in the app's list of requests in flight (lib/inflight.ts). */
+  prev: RequestLifecycle | null = null
+  next: RequestLifecycle | null = null
   readonly req: RawRequest
   readonly res: RawResponse
   readonly log: FastifyBaseLogger
