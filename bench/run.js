@@ -151,7 +151,8 @@ function canPin () {
 /** role: 'bare' or 'plugin' (the side compared with bare, which runs opts.against). */
 async function startServer (role, opts) {
   const variant = role === 'bare' ? 'bare' : opts.against
-  const execArgv = []
+  // The parent's flags (e.g. --experimental-async-context-frame) apply to the servers too.
+  const execArgv = [...process.execArgv]
   if (opts.prof === role || opts.prof === 'both') {
     const dir = path.join(__dirname, 'results', 'profiles')
     fs.mkdirSync(dir, { recursive: true })
