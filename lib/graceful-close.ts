@@ -39,7 +39,7 @@ function noop (): void {}
  * binds 127.0.0.1 and ::1), kept under a symbol Fastify does not export; found
  * by its description, and none if a Fastify version names it otherwise.
  */
-function secondaryServers (fastify: FastifyInstance): ClosableServer[] {
+export function secondaryServers (fastify: FastifyInstance): ClosableServer[] {
   // An encapsulated instance inherits the root's slot through its prototype.
   for (let target: object | null = fastify; target !== null; target = Object.getPrototypeOf(target) as object | null) {
     const slot = Object.getOwnPropertySymbols(target).find((symbol) => symbol.description === 'fastify.serverBindings')

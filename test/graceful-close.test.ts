@@ -6,7 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import Fastify from 'fastify'
 import { request } from 'undici'
 import hangup from '../lib/index.js'
-import { FINAL_FLUSH_MS, STRAGGLER_SETTLE_MS } from '../lib/graceful-close.js'
+import { FINAL_FLUSH_MS, secondaryServers, STRAGGLER_SETTLE_MS } from '../lib/graceful-close.js'
 import { flushLog } from '../lib/process-guard.js'
 import { answerGenerically, genericBody } from '../lib/respond.js'
 import { buildApp, listen, until, within } from './helpers/app.js'
@@ -230,4 +230,18 @@ test('Fastify\'s other bindings (listen on localhost = 127.0.0.1 + ::1) stop acc
   await t.assert.rejects(request(`http://127.0.0.1:${port}/slow`), { code: 'ECONNREFUSED' })
   t.assert.strictEqual((await inFlight).statusCode, 200)
   await within(closed, 2000, 'the close')
+})
+
+test('secondaryServers: found from an encapsulated instance through its prototype; none where Fastify has no such slot', async (t: TestContext) => {
+  const app = Fastify()
+  t.after(() => app.close())
+  let fromChild: unknown = null
+  app.register(async (child) => { fromChild = secondaryServers(child) })
+  await app.ready()
+  const slot = Object.getOwnPropertySymbols(app).find((symbol) => symbol.description === 'fastify.serverBindings')
+  const bindings = (app as unknown as Record<symbol, unknown>)[slot as symbol]
+  t.assert.ok(Array.isArray(bindings))
+  t.assert.strictEqual(fromChild, bindings, 'the root\'s own list, not a fallback')
+  t.assert.strictEqual(secondaryServers(app), bindings)
+  t.assert.deepStrictEqual(secondaryServers({} as never), [])
 })
