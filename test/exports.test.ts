@@ -41,3 +41,27 @@ test('import from "fastify-hangup" gives the plugin as default and named export'
   `])
   t.assert.strictEqual(out, 'function true function')
 })
+
+// The package ships CJS and ESM; an app that ends up with both copies (a
+// dependency requires it, the app imports it) must still have one process
+// handler, so a crash is handled once.
+test('the CJS and the ESM copy share one set of process listeners and one request context', (t: TestContext) => {
+  t.plan(1)
+  const out = run(['--input-type=module', '-e', `
+    import { createRequire } from 'node:module'
+    import Fastify from 'fastify'
+    import esm from 'fastify-hangup'
+    const cjs = createRequire(process.cwd() + '/')('fastify-hangup')
+    const before = process.listenerCount('uncaughtException') + ',' + process.listenerCount('SIGTERM')
+    const a = Fastify()
+    const b = Fastify()
+    await a.register(esm)
+    await b.register(cjs)
+    await Promise.all([a.ready(), b.ready()])
+    const during = process.listenerCount('uncaughtException') + ',' + process.listenerCount('SIGTERM')
+    await Promise.all([a.close(), b.close()])
+    const after = process.listenerCount('uncaughtException') + ',' + process.listenerCount('SIGTERM')
+    console.log([esm === cjs, before, during, after].join(' '))
+  `])
+  t.assert.strictEqual(out, 'false 0,0 1,1 0,0')
+})
