@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { AlreadyRegisteredError } from './errors.js'
+import { bindGlobalDispatcher, type UndiciGlobals } from './auto-bind.js'
+import { AlreadyRegisteredError, InvalidOptionError } from './errors.js'
 import { FastifySignalInternals } from './fastify-internals.js'
 import { FatalApp } from './fatal-app.js'
 import { GracefulClose } from './graceful-close.js'
@@ -46,9 +47,11 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   const guard = fatal === null ? null : processGuard()
   const fatalApp = fatal === null ? null : new FatalApp(fatal, graceful, counters, fastify.log)
   const internals = new FastifySignalInternals()
+  // The interceptor finds the request through the same context as a crash.
+  const asyncContext = fatal?.asyncContext === true || options.autoBind
   const hooks = createHooks(runtime, internals, {
     abortOnError: options.abortOnError,
-    asyncContext: fatal?.asyncContext === true,
+    asyncContext,
     isFatal: fatal?.isFatal ?? null,
     guard
   })
@@ -76,7 +79,14 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   } satisfies HangupDecorator)
   fastify.addHook('onRequest', hooks.onRequest)
   fastify.addHook('onError', hooks.onError)
-  if (fatal?.asyncContext === true) fastify.addHook('preValidation', hooks.preValidation)
+  if (asyncContext) fastify.addHook('preValidation', hooks.preValidation)
+  if (options.autoBind) {
+    const release = bindGlobalDispatcher(await loadUndici())
+    fastify.addHook('onClose', (_instance, done) => {
+      release()
+      done()
+    })
+  }
   if (fatal?.isFatal != null) fastify.addHook('onSend', hooks.onSend)
   if (guard !== null && fatalApp !== null) {
     // Process listeners exist while an app is ready and not closed.
@@ -91,6 +101,15 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   }
 }
 
+/** The user's undici (a peer dependency): the copy whose global dispatcher their calls use. */
+async function loadUndici (): Promise<UndiciGlobals> {
+  try {
+    return await import('undici') as unknown as UndiciGlobals
+  } catch {
+    throw new InvalidOptionError('autoBind', 'false when undici cannot be loaded (install it: npm install undici)', 'true')
+  }
+}
+
 /** The plugin. Register it before the routes whose requests it should follow. */
 export const fastifyHangup: FastifyPluginAsync<FastifyHangupOptions> = fp(fastifyHangupPlugin, {
   fastify: '5.x',
@@ -99,6 +118,9 @@ export const fastifyHangup: FastifyPluginAsync<FastifyHangupOptions> = fp(fastif
 
 export default fastifyHangup
 
+export { interceptor, detach } from './interceptor.js'
+export type { HangupInterceptor, DispatchHandler, DispatchController, DispatchFunction } from './interceptor.js'
+export type { CancelReason } from './stats.js'
 export { ClientDisconnectedError, ResponseSentError, ServerClosingError, InvalidOptionError, AlreadyRegisteredError } from './errors.js'
 export type { DisconnectPhase } from './errors.js'
 export type { FastifyHangupOptions, FatalOptions, DisconnectLogLevel } from './options.js'

@@ -26,6 +26,14 @@ export interface FastifyHangupOptions {
    */
   disconnectLogLevel?: DisconnectLogLevel
   /**
+   * Binds every undici call made inside a request (`undici.request`,
+   * `undici.fetch`, Node's global `fetch`, through undici's global
+   * dispatcher) to that request, with no `signal` passed: it is cancelled
+   * with the request. Needs undici installed; turns the async context on.
+   * @default false
+   */
+  autoBind?: boolean
+  /**
    * Process-level fatal errors and stop signals: the request that crashed gets
    * a 500, the app closes gracefully, the process exits. `false` installs no
    * process handler; `true` is the defaults.
@@ -88,6 +96,7 @@ export interface ResolvedOptions {
   readonly abortOnError: boolean
   readonly abortOnResponse: boolean
   readonly disconnectLogLevel: DisconnectLogLevel
+  readonly autoBind: boolean
   /** null: `fatal: false`. */
   readonly fatal: ResolvedFatalOptions | null
 }
@@ -105,6 +114,7 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
   abortOnError: true,
   abortOnResponse: true,
   disconnectLogLevel: 'info',
+  autoBind: false,
   fatal: FATAL_DEFAULTS
 })
 
@@ -205,6 +215,7 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
     abortOnError: booleanOption(record, 'abortOnError', DEFAULTS),
     abortOnResponse: booleanOption(record, 'abortOnResponse', DEFAULTS),
     disconnectLogLevel: logLevelOption(record),
+    autoBind: booleanOption(record, 'autoBind', DEFAULTS),
     fatal: fatalOption(record)
   })
 }

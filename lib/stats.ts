@@ -8,6 +8,27 @@ export interface HangupStats {
   disconnects: Record<DisconnectPhase, number>
   /** Fatal errors handled while this app was registered (uncaught, unhandled rejections, `isFatal`). */
   fatal: number
+  /** Upstream calls bound by the interceptor (`autoBind`, `interceptor()`), and those its requests cancelled, by reason. */
+  upstream: {
+    bound: number
+    cancelled: Record<CancelReason, number>
+  }
+}
+
+/** Why a bound upstream call was cancelled: the kind of its request's `signal.reason`. */
+export type CancelReason = 'clientDisconnected' | 'responseSent' | 'handlerTimeout' | 'serverClosing' | 'error'
+
+const REASON_BY_CODE: Readonly<Record<string, CancelReason>> = {
+  FST_HANGUP_CLIENT_DISCONNECTED: 'clientDisconnected',
+  FST_HANGUP_RESPONSE_SENT: 'responseSent',
+  FST_ERR_HANDLER_TIMEOUT: 'handlerTimeout',
+  FST_HANGUP_SERVER_CLOSING: 'serverClosing'
+}
+
+/** By code, not class: a reason may come from another copy of this package, or be Fastify's. */
+export function cancelReason (reason: unknown): CancelReason {
+  const code = (reason as { code?: unknown } | null)?.code
+  return (typeof code === 'string' ? REASON_BY_CODE[code] : undefined) ?? 'error'
 }
 
 /**
@@ -20,16 +41,23 @@ export class Counters {
   handler = 0
   response = 0
   fatal = 0
+  bound = 0
+  readonly cancelledBy: Record<CancelReason, number> = { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 0 }
 
   disconnected (phase: DisconnectPhase): void {
     this[phase]++
+  }
+
+  cancelled (reason: unknown): void {
+    this.cancelledBy[cancelReason(reason)]++
   }
 
   snapshot (): HangupStats {
     return {
       inflight: this.inflight,
       disconnects: { upload: this.upload, handler: this.handler, response: this.response },
-      fatal: this.fatal
+      fatal: this.fatal,
+      upstream: { bound: this.bound, cancelled: { ...this.cancelledBy } }
     }
   }
 }

@@ -11,6 +11,7 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['abortOnResponse', [], /option "abortOnResponse" must be a boolean, received an array/],
   ['disconnectLogLevel', 'warn', /option "disconnectLogLevel" must be one of 'trace', 'debug', 'info', 'silent', received "warn"/],
   ['disconnectLogLevel', 3, /option "disconnectLogLevel" must be one of .*, received number 3/],
+  ['autoBind', 'yes', /option "autoBind" must be a boolean, received "yes"/],
   ['fatal', 'on', /option "fatal" must be a boolean or an object, received "on"/],
   ['fatal', null, /option "fatal" must be a boolean or an object, received null/],
   ['fatal', [], /option "fatal" must be a boolean or an object, received an array/],
@@ -49,10 +50,10 @@ test('options that are not an object are rejected', (t: TestContext) => {
 
 test('missing options give the documented defaults, unknown keys are left to Fastify', (t: TestContext) => {
   t.plan(4)
-  t.assert.deepStrictEqual(resolveOptions(undefined), { abortOnError: true, abortOnResponse: true, disconnectLogLevel: 'info', fatal: FATAL_DEFAULTS })
+  t.assert.deepStrictEqual(resolveOptions(undefined), { abortOnError: true, abortOnResponse: true, disconnectLogLevel: 'info', autoBind: false, fatal: FATAL_DEFAULTS })
   t.assert.strictEqual(resolveOptions(null), DEFAULTS)
   t.assert.ok(Object.isFrozen(DEFAULTS))
-  t.assert.deepStrictEqual(resolveOptions({ prefix: '/x', abortOnError: false, disconnectLogLevel: 'silent' }), { abortOnError: false, abortOnResponse: true, disconnectLogLevel: 'silent', fatal: FATAL_DEFAULTS })
+  t.assert.deepStrictEqual(resolveOptions({ prefix: '/x', abortOnError: false, disconnectLogLevel: 'silent' }), { abortOnError: false, abortOnResponse: true, disconnectLogLevel: 'silent', autoBind: false, fatal: FATAL_DEFAULTS })
 })
 
 test('fatal: true is the defaults, false is off, an object is completed with the defaults', (t: TestContext) => {

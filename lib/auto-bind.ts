@@ -1,0 +1,52 @@
+import { interceptor } from './interceptor.js'
+
+/** The parts of undici `autoBind` uses: the user's copy (a peer dependency), so theirs is what gets bound. */
+export interface UndiciGlobals {
+  getGlobalDispatcher (): ComposableDispatcher
+  setGlobalDispatcher (dispatcher: ComposableDispatcher): void
+}
+
+interface ComposableDispatcher {
+  compose (...interceptors: Array<ReturnType<typeof interceptor>>): ComposableDispatcher
+}
+
+interface Binding {
+  users: number
+  readonly previous: ComposableDispatcher
+  readonly bound: ComposableDispatcher
+}
+
+/**
+ * One binding per process, under a global symbol like the request context:
+ * two apps with `autoBind` (or both copies of the package) compose the
+ * interceptor once, so each call is bound once.
+ */
+const kBinding = Symbol.for('fastify-hangup.auto-bind.v1')
+
+type GlobalSlot = typeof globalThis & { [kBinding]?: Binding }
+
+/**
+ * `autoBind: true`: composes the interceptor into undici's global dispatcher
+ * (which `undici.request`, `undici.fetch` and Node's own global `fetch` all
+ * read), outermost, so it sees each call once in the caller's context.
+ * Returns the release: when the last app that asked closes, the previous
+ * dispatcher comes back, unless someone replaced ours meanwhile.
+ */
+export function bindGlobalDispatcher (undici: UndiciGlobals): () => void {
+  const slot = globalThis as GlobalSlot
+  let binding = slot[kBinding]
+  if (binding === undefined) {
+    const previous = undici.getGlobalDispatcher()
+    binding = { users: 0, previous, bound: previous.compose(interceptor()) }
+    undici.setGlobalDispatcher(binding.bound)
+    slot[kBinding] = binding
+  }
+  const current = binding
+  current.users++
+  // Called once, from the app's onClose.
+  return function release (): void {
+    if (--current.users > 0) return
+    delete slot[kBinding]
+    if (undici.getGlobalDispatcher() === current.bound) undici.setGlobalDispatcher(current.previous)
+  }
+}

@@ -1,0 +1,137 @@
+import { requestContext } from './context.js'
+import type { RequestLifecycle } from './lifecycle.js'
+
+/**
+ * undici's controller of one dispatched request (the handler API of undici 7
+ * and 8: `onRequestStart(controller)` ... `controller.abort(reason)`).
+ * Declared here, not imported: undici is an optional peer dependency.
+ */
+export interface DispatchController {
+  abort (reason: Error): void
+  readonly aborted: boolean
+}
+
+/** The handler API of undici 7 and 8 (not the deprecated `onConnect`/`onHeaders` one). */
+export interface DispatchHandler {
+  onRequestStart? (controller: DispatchController, context: unknown): void
+  onRequestUpgrade? (controller: DispatchController, statusCode: number, headers: unknown, socket: unknown): void
+  onResponseStart? (controller: DispatchController, statusCode: number, headers: unknown, statusMessage?: string): void
+  onResponseData? (controller: DispatchController, chunk: Buffer): void
+  onResponseEnd? (controller: DispatchController, trailers: unknown): void
+  onResponseError? (controller: DispatchController, error: Error): void
+}
+
+export type DispatchFunction = (options: object, handler: DispatchHandler) => boolean
+
+/**
+ * What `dispatcher.compose()` takes. Its parameters are `any` on purpose:
+ * undici's own `DispatcherComposeInterceptor` type differs between undici 7
+ * and 8, and this must be assignable to both without undici's types (an
+ * optional peer dependency) in this package's declarations.
+ */
+export type HangupInterceptor = (dispatch: (options: any, handler: any) => boolean) => (options: any, handler: any) => boolean
+
+/** A controller for a call that fails before undici ever started it. */
+function failedController (reason: Error): DispatchController {
+  return { abort () {}, aborted: true, reason } as unknown as DispatchController
+}
+
+/**
+ * One upstream call bound to the request that dispatched it: the request's
+ * signal aborts the call with the request's reason, whenever it comes —
+ * while the call waits in undici's queue (then at its start), for headers,
+ * or mid-body. The listener goes when the call ends (PITFALLS #12).
+ */
+class BoundCall implements DispatchHandler {
+  private controller: DispatchController | null = null
+  private readonly onAbort = (): void => { this.abort() }
+
+  constructor (
+    private readonly lifecycle: RequestLifecycle,
+    private readonly signal: AbortSignal,
+    private readonly handler: DispatchHandler
+  ) {
+    signal.addEventListener('abort', this.onAbort)
+  }
+
+  private abort (): void {
+    this.lifecycle.runtime.counters.cancelled(this.signal.reason)
+    const controller = this.controller
+    if (controller !== null && !controller.aborted) controller.abort(this.signal.reason as Error)
+  }
+
+  private done (): void {
+    this.signal.removeEventListener('abort', this.onAbort)
+  }
+
+  onRequestStart (controller: DispatchController, context: unknown): void {
+    this.controller = controller
+    this.handler.onRequestStart?.(controller, context)
+    // Aborted while it waited in the pool's queue (nodejs/undici#386): it
+    // stops before a byte is written.
+    if (this.signal.aborted && !controller.aborted) controller.abort(this.signal.reason as Error)
+  }
+
+  onRequestUpgrade (controller: DispatchController, statusCode: number, headers: unknown, socket: unknown): void {
+    this.done()
+    this.handler.onRequestUpgrade?.(controller, statusCode, headers, socket)
+  }
+
+  onResponseStart (controller: DispatchController, statusCode: number, headers: unknown, statusMessage?: string): void {
+    this.handler.onResponseStart?.(controller, statusCode, headers, statusMessage)
+  }
+
+  onResponseData (controller: DispatchController, chunk: Buffer): void {
+    this.handler.onResponseData?.(controller, chunk)
+  }
+
+  onResponseEnd (controller: DispatchController, trailers: unknown): void {
+    this.done()
+    this.handler.onResponseEnd?.(controller, trailers)
+  }
+
+  onResponseError (controller: DispatchController, error: Error): void {
+    this.done()
+    this.handler.onResponseError?.(controller, error)
+  }
+}
+
+/**
+ * The undici interceptor: `new Agent().compose(interceptor())` (also `Pool`,
+ * `Client`). A call dispatched through it from inside a request is bound to
+ * that request's `request.signal`; outside any request, or inside
+ * `detach()`, it passes through untouched.
+ *
+ * A request whose response already closed still counts here (unlike for a
+ * crash): a call started from its context after a hang-up or after its
+ * response (`abortOnResponse`) is work for nobody, and fails at once.
+ *
+ * Compose it last (outermost), after `retry()` and the like, so it sees each
+ * call once, in the caller's context, and its abort ends the retries too.
+ */
+export function interceptor (): HangupInterceptor {
+  return function hangupInterceptor (dispatch: DispatchFunction): DispatchFunction {
+    return function hangupDispatch (options: object, handler: DispatchHandler): boolean {
+      const lifecycle = requestContext.getStore()
+      if (lifecycle === undefined) return dispatch(options, handler)
+      const signal = lifecycle.signal()
+      lifecycle.runtime.counters.bound++
+      if (signal.aborted) {
+        lifecycle.runtime.counters.cancelled(signal.reason)
+        handler.onResponseError?.(failedController(signal.reason as Error), signal.reason as Error)
+        return true
+      }
+      return dispatch(options, new BoundCall(lifecycle, signal, handler))
+    }
+  }
+}
+
+/**
+ * Runs `fn` outside the request's binding: upstream calls it starts are not
+ * cancelled with the request (audit logs, cache fills, work shared between
+ * requests). Also outside the crash tracing: an error thrown there counts as
+ * outside any request.
+ */
+export function detach<T> (fn: () => T): T {
+  return requestContext.exit(fn)
+}

@@ -1,0 +1,278 @@
+import { execFileSync } from 'node:child_process'
+import { getEventListeners, once } from 'node:events'
+import http from 'node:http'
+import net from 'node:net'
+import type { AddressInfo } from 'node:net'
+import { Writable } from 'node:stream'
+import { test, type TestContext } from 'node:test'
+import * as undici from 'undici'
+import Fastify from 'fastify'
+import hangup, { detach, interceptor, ResponseSentError } from '../lib/index.js'
+import { buildApp, listen, until, within } from './helpers/app.js'
+import { startUpstream, type Upstream } from './helpers/upstream.js'
+
+/**
+ * Issue 4: upstream calls made with no `signal` inside a request are bound
+ * to it (autoBind, interceptor()). Real upstream on 127.0.0.1, real client
+ * that hangs up; what the upstream saw is the assertion.
+ */
+
+const inProcess = { exit: false, signals: [] }
+
+/** A client that sends a GET and hangs up once the upstream has the request. */
+async function hangUpWhile (t: TestContext, url: string, path: string, upstream: Upstream, received = 1): Promise<void> {
+  const { hostname, port } = new URL(url)
+  const socket = net.connect(Number(port), hostname)
+  t.after(() => { socket.destroy() })
+  await once(socket, 'connect')
+  socket.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`)
+  await until(() => upstream.received() >= received, 'the upstream to receive the call', 3000)
+  socket.destroy()
+}
+
+/** A repository function that never sees the request: no signal anywhere. */
+const repository = {
+  request: async (url: string) => await (await undici.request(url)).body.text(),
+  fetch: async (url: string) => await (await undici.fetch(url)).text(),
+  globalFetch: async (url: string) => await (await fetch(url)).text(),
+  stream: async (url: string) => {
+    let text = ''
+    await undici.stream(url, { method: 'GET' }, () => new Writable({ write (chunk: Buffer, _e, cb) { text += chunk.toString(); cb() } }))
+    return text
+  },
+  pipeline: async (url: string) => await new Promise<string>((resolve, reject) => {
+    let text = ''
+    const duplex = undici.pipeline(url, { method: 'GET' }, ({ body }) => body)
+    duplex.on('data', (chunk: Buffer) => { text += chunk.toString() })
+    duplex.on('end', () => resolve(text))
+    duplex.on('error', reject)
+    duplex.end()
+  })
+}
+
+for (const [api, call] of Object.entries(repository)) {
+  for (const phase of ['waiting for headers', 'mid-body'] as const) {
+    test(`autoBind, ${api}, ${phase}: a call made with no signal is cancelled when the client hangs up`, async (t: TestContext) => {
+      const upstream = await startUpstream(phase === 'mid-body' ? { delayMs: 0, chunks: 200, chunkEveryMs: 20 } : { delayMs: 10_000 })
+      t.after(() => upstream.close())
+      const { app, loud } = await buildApp(t, { autoBind: true, fatal: inProcess })
+      app.get('/', async () => await call(upstream.url))
+      const { url } = await listen(app)
+      await hangUpWhile(t, url, '/', upstream)
+      const record = await upstream.closed(1, 3000)
+      t.assert.strictEqual(record.closedEarly, true)
+      t.assert.ok(record.closedAt - record.startedAt < 3000)
+      await until(() => app.hangup.stats().upstream.cancelled.clientDisconnected === 1, 'the cancellation to be counted')
+      t.assert.strictEqual(app.hangup.stats().upstream.bound, 1)
+      await until(() => app.hangup.stats().inflight === 0, 'the response to close')
+      t.assert.deepStrictEqual(loud(), [])
+    })
+  }
+}
+
+test('autoBind: calls outside any request, and inside detach(), are untouched', async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: 300 })
+  t.after(() => upstream.close())
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  let detached: Promise<string> | null = null
+  app.get('/', async () => {
+    detached = detach(async () => await repository.request(upstream.url))
+    return await detached
+  })
+  const { url } = await listen(app)
+  t.assert.strictEqual(await repository.request(upstream.url), 'done')
+  await hangUpWhile(t, url, '/', upstream, 2)
+  t.assert.strictEqual(await within(detached as unknown as Promise<string>, 3000, 'the detached call'), 'done')
+  t.assert.strictEqual((await upstream.closed(2)).closedEarly, false)
+  t.assert.strictEqual(app.hangup.stats().upstream.bound, 0)
+})
+
+test('autoBind: a call started after the response (abortOnResponse) fails at once with the request\'s reason', async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: 10 })
+  t.after(() => upstream.close())
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  let late: Promise<unknown> | null = null
+  app.get('/', async (_request, reply) => {
+    reply.raw.on('close', () => { late = repository.request(upstream.url).catch((error: unknown) => error) })
+    return 'ok'
+  })
+  const res = await app.inject('/')
+  t.assert.strictEqual(res.body, 'ok')
+  await until(() => late !== null, 'the late call')
+  const error = await (late as unknown as Promise<unknown>)
+  t.assert.ok(error instanceof ResponseSentError)
+  t.assert.strictEqual(upstream.received(), 0)
+  t.assert.strictEqual(app.hangup.stats().upstream.cancelled.responseSent, 1)
+})
+
+test('autoBind: an explicit signal still works with the binding (either aborts the call)', async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: 10_000 })
+  t.after(() => upstream.close())
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  app.get('/', async () => {
+    const own = new AbortController()
+    setTimeout(() => own.abort(new Error('own deadline')), 100)
+    try {
+      return await (await undici.request(upstream.url, { signal: own.signal })).body.text()
+    } catch (error) {
+      return { caught: (error as Error).message }
+    }
+  })
+  const res = await app.inject('/')
+  t.assert.deepStrictEqual(res.json(), { caught: 'own deadline' })
+  t.assert.strictEqual((await upstream.closed(1)).closedEarly, true)
+})
+
+test('autoBind: 50 concurrent calls on one request are all cancelled, and completed calls leave no listener', async (t: TestContext) => {
+  const slow = await startUpstream({ delayMs: 10_000 })
+  const fast = await startUpstream({ delayMs: 1 })
+  t.after(() => Promise.all([slow.close(), fast.close()]))
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  let listenersAfterFastCalls = -1
+  app.get('/', async (request) => {
+    await Promise.all(Array.from({ length: 50 }, async () => await repository.request(fast.url)))
+    listenersAfterFastCalls = getEventListeners(request.signal, 'abort').length
+    return await Promise.all(Array.from({ length: 50 }, async () => await repository.request(slow.url)))
+  })
+  const { url } = await listen(app)
+  await hangUpWhile(t, url, '/', slow, 50)
+  for (let n = 1; n <= 50; n++) t.assert.strictEqual((await slow.closed(n, 3000)).closedEarly, true)
+  t.assert.strictEqual(listenersAfterFastCalls, 0)
+  await until(() => app.hangup.stats().upstream.cancelled.clientDisconnected === 50, 'the cancellations to be counted')
+  t.assert.strictEqual(app.hangup.stats().upstream.bound, 100)
+})
+
+test('interceptor() on a composed Agent, without autoBind: bound inside a request; undici\'s retry stops retrying once the client is gone', async (t: TestContext) => {
+  let attempts = 0
+  const failing = http.createServer((_req, res) => {
+    attempts++
+    res.writeHead(503).end()
+  })
+  failing.listen(0, '127.0.0.1')
+  await once(failing, 'listening')
+  t.after(() => { failing.close() })
+  const upstreamUrl = `http://127.0.0.1:${(failing.address() as AddressInfo).port}`
+  const agent = new undici.Agent().compose(
+    undici.interceptors.retry({ maxRetries: 50, minTimeout: 50, maxTimeout: 50, timeoutFactor: 1, statusCodes: [503], methods: ['GET'] }),
+    interceptor()
+  )
+  t.after(() => agent.close())
+  const { app } = await buildApp(t, { fatal: inProcess })
+  app.get('/', async () => await (await undici.request(upstreamUrl, { dispatcher: agent })).body.text())
+  const { url } = await listen(app)
+  const { port } = new URL(url)
+  const socket = net.connect(Number(port), '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  await until(() => attempts >= 3, 'a few retries')
+  socket.destroy()
+  await until(() => app.hangup.stats().upstream.cancelled.clientDisconnected === 1, 'the cancellation')
+  const after = attempts
+  await new Promise((resolve) => setTimeout(resolve, 300))
+  t.assert.ok(attempts <= after + 1, `retries went on after the hang-up: ${after} then ${attempts}`)
+  t.assert.strictEqual(app.hangup.stats().upstream.bound, 1)
+})
+
+test('autoBind composes undici\'s global dispatcher once per process and restores it when the last app closes', async (t: TestContext) => {
+  const before = undici.getGlobalDispatcher()
+  const first = Fastify()
+  const second = Fastify()
+  await first.register(hangup, { autoBind: true, fatal: false })
+  await second.register(hangup, { autoBind: true, fatal: false })
+  await Promise.all([first.ready(), second.ready()])
+  const bound = undici.getGlobalDispatcher()
+  t.assert.notStrictEqual(bound, before)
+  await first.close()
+  t.assert.strictEqual(undici.getGlobalDispatcher(), bound)
+  await second.close()
+  t.assert.strictEqual(undici.getGlobalDispatcher(), before)
+})
+
+test('the cancellations are counted by reason: an error in the request (abortOnError), a handler timeout', async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: 10_000 })
+  t.after(() => upstream.close())
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  const fail = (error: unknown) => async () => await new Promise((_resolve, reject) => setTimeout(() => reject(error), 50))
+  app.get('/coded', async () => await Promise.all([repository.request(upstream.url), fail(Object.assign(new Error('sibling failed'), { code: 'ESIBLING' }))()]))
+  app.get('/plain', async () => await Promise.all([repository.request(upstream.url), fail('a string')()]))
+  app.get('/timeout', { handlerTimeout: 100 }, async () => await repository.request(upstream.url))
+  t.assert.strictEqual((await app.inject('/coded')).statusCode, 500)
+  t.assert.strictEqual((await app.inject('/plain')).statusCode, 500)
+  t.assert.strictEqual((await app.inject('/timeout')).statusCode, 503)
+  for (let n = 1; n <= 3; n++) t.assert.strictEqual((await upstream.closed(n, 3000)).closedEarly, true)
+  const { cancelled } = app.hangup.stats().upstream
+  t.assert.deepStrictEqual(cancelled, { clientDisconnected: 0, responseSent: 0, handlerTimeout: 1, serverClosing: 0, error: 2 })
+})
+
+test('autoBind: an upgrade (CONNECT/Upgrade) is bound until the socket is handed over, then released', async (t: TestContext) => {
+  const upstream = http.createServer()
+  upstream.on('upgrade', (_req, socket) => {
+    socket.end('HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: test\r\n\r\n')
+  })
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  t.after(() => { upstream.close() })
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  app.get('/', async (request) => {
+    const { socket } = await undici.upgrade(`http://127.0.0.1:${(upstream.address() as AddressInfo).port}`, { protocol: 'test' })
+    socket.destroy()
+    return { listeners: getEventListeners(request.signal, 'abort').length }
+  })
+  const res = await app.inject('/')
+  t.assert.deepStrictEqual(res.json(), { listeners: 0 })
+  t.assert.strictEqual(app.hangup.stats().upstream.bound, 1)
+})
+
+test('autoBind leaves a global dispatcher someone else set after it in place', async (t: TestContext) => {
+  const before = undici.getGlobalDispatcher()
+  const app = Fastify()
+  await app.register(hangup, { autoBind: true, fatal: false })
+  await app.ready()
+  const theirs = new undici.Agent()
+  undici.setGlobalDispatcher(theirs)
+  await app.close()
+  t.assert.strictEqual(undici.getGlobalDispatcher(), theirs)
+  undici.setGlobalDispatcher(before)
+  await theirs.close()
+})
+
+test('autoBind without undici installed rejects register with a coded error', (t: TestContext) => {
+  // A resolve hook that hides undici, in a child process: the plugin's
+  // dynamic import('undici') then fails as it would without the package.
+  const hook = 'data:text/javascript,' + encodeURIComponent(`export async function resolve (specifier, context, next) {
+    if (specifier === 'undici') throw Object.assign(new Error('Cannot find package undici'), { code: 'ERR_MODULE_NOT_FOUND' })
+    return next(specifier, context)
+  }`)
+  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+    import { register, createRequire } from 'node:module'
+    register(${JSON.stringify(hook)})
+    const require = createRequire(${JSON.stringify(__filename)})
+    const Fastify = require('fastify')
+    const { default: hangup } = require('../lib/index.js')
+    const app = Fastify()
+    await app.register(hangup, { autoBind: true, fatal: false }).then(() => console.log('registered'), (error) => console.log(error.code, error.message))
+  `], { encoding: 'utf8' }).trim()
+  t.assert.match(out, /^FST_HANGUP_INVALID_OPTION fastify-hangup: option "autoBind" must be false when undici cannot be loaded \(install it: npm install undici\), received true$/)
+})
+
+test('interceptor(): at the handler API, a call dispatched for a request already cancelled gets onResponseError at once, with an aborted controller', async (t: TestContext) => {
+  const agent = new undici.Agent().compose(interceptor())
+  t.after(() => agent.close())
+  const { app } = await buildApp(t, { fatal: inProcess })
+  let seen: { controller: { aborted: boolean, abort: (reason: Error) => void }, error: Error } | null = null
+  app.get('/', async (_request, reply) => {
+    reply.raw.on('close', () => {
+      agent.dispatch({ origin: 'http://127.0.0.1:9', path: '/', method: 'GET' }, {
+        onRequestStart () {},
+        onResponseError (controller: never, error: Error) { seen = { controller, error } }
+      } as never)
+    })
+    return 'ok'
+  })
+  await app.inject('/')
+  await until(() => seen !== null, 'the handler to be told')
+  const { controller, error } = seen as unknown as { controller: { aborted: boolean, abort: (reason: Error) => void }, error: Error }
+  t.assert.ok(error instanceof ResponseSentError)
+  t.assert.strictEqual(controller.aborted, true)
+  t.assert.doesNotThrow(() => controller.abort(new Error('again')))
+})
