@@ -1,6 +1,7 @@
 import { execFileSync } from 'node:child_process'
 import { getEventListeners, once } from 'node:events'
 import http from 'node:http'
+import http2 from 'node:http2'
 import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
@@ -9,6 +10,7 @@ import * as undici from 'undici'
 import Fastify from 'fastify'
 import hangup, { detach, interceptor, ResponseSentError } from '../lib/index.js'
 import { buildApp, listen, until, within } from './helpers/app.js'
+import { tlsMaterial } from './helpers/matrix-util.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
 /**
@@ -275,4 +277,45 @@ test('interceptor(): at the handler API, a call dispatched for a request already
   t.assert.ok(error instanceof ResponseSentError)
   t.assert.strictEqual(controller.aborted, true)
   t.assert.doesNotThrow(() => controller.abort(new Error('again')))
+})
+
+test('autoBind over an HTTP/2 upstream (allowH2): the stream is reset when the client hangs up, the session stays', async (t: TestContext) => {
+  const { key, cert } = tlsMaterial()
+  const streams: Array<{ closedEarly: boolean }> = []
+  let sessions = 0
+  let received = 0
+  const upstream = http2.createSecureServer({ key, cert })
+  upstream.on('session', () => { sessions++ })
+  upstream.on('stream', (stream) => {
+    received++
+    let responded = false
+    const timer = setTimeout(() => { responded = true; stream.respond({ ':status': 200 }); stream.end('late') }, 10_000)
+    stream.on('close', () => {
+      clearTimeout(timer)
+      streams.push({ closedEarly: !responded })
+    })
+  })
+  upstream.listen(0, '127.0.0.1')
+  await once(upstream, 'listening')
+  const h2url = `https://127.0.0.1:${(upstream.address() as AddressInfo).port}`
+  const previous = undici.getGlobalDispatcher()
+  const h2agent = new undici.Agent({ allowH2: true, connect: { ca: cert } })
+  undici.setGlobalDispatcher(h2agent)
+  t.after(async () => {
+    undici.setGlobalDispatcher(previous)
+    await h2agent.destroy()
+    upstream.close()
+  })
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  app.get('/', async () => await repository.request(h2url))
+  const { url } = await listen(app)
+  const fakeUpstream = { received: () => received } as unknown as Upstream
+  for (let n = 1; n <= 2; n++) {
+    await hangUpWhile(t, url, '/', fakeUpstream, n)
+    await until(() => streams.length === n, 'the upstream stream to close', 3000)
+    // undici resets the stream (RST_STREAM); the code it sends varies by version.
+    t.assert.strictEqual(streams[n - 1].closedEarly, true)
+  }
+  t.assert.strictEqual(sessions, 1, 'both calls on one session: a reset stream does not cost the connection')
+  t.assert.strictEqual(app.hangup.stats().upstream.cancelled.clientDisconnected, 2)
 })

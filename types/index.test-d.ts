@@ -1,10 +1,15 @@
 import Fastify from 'fastify'
+import { Agent, Pool, Client, getGlobalDispatcher, type Dispatcher } from 'undici'
 import { expectAssignable, expectError, expectType } from 'tsd'
 import hangup, {
   fastifyHangup,
   ClientDisconnectedError,
   ResponseSentError,
   ServerClosingError,
+  interceptor,
+  detach,
+  type HangupInterceptor,
+  type CancelReason,
   type DisconnectPhase,
   type FatalOptions,
   type FastifyHangupOptions,
@@ -66,3 +71,19 @@ expectType<Promise<void>>(app.hangup.shutdown(new Error('reload failed')))
 expectType<number>(app.hangup.stats().fatal)
 expectError(app.hangup.closing = true)
 expectType<'FST_HANGUP_SERVER_CLOSING'>(ServerClosingError.create().code)
+
+// autoBind and the interceptor
+app.register(hangup, { autoBind: true })
+expectError(app.register(hangup, { autoBind: 'yes' }))
+expectType<HangupInterceptor>(interceptor())
+expectAssignable<Dispatcher.DispatcherComposeInterceptor>(interceptor())
+expectAssignable<Dispatcher>(new Agent().compose(interceptor()))
+expectAssignable<Dispatcher>(new Pool('http://127.0.0.1:1').compose(interceptor()))
+expectAssignable<Dispatcher>(new Client('http://127.0.0.1:1').compose(interceptor()))
+expectAssignable<Dispatcher>(getGlobalDispatcher().compose(interceptor()))
+expectType<Promise<number>>(detach(async () => 1))
+expectType<string>(detach(() => 'sync'))
+expectType<number>(app.hangup.stats().upstream.bound)
+expectType<Record<CancelReason, number>>(app.hangup.stats().upstream.cancelled)
+expectType<number>(app.hangup.stats().upstream.cancelled.clientDisconnected)
+expectError(app.hangup.stats().upstream.cancelled.nope)
