@@ -82,3 +82,37 @@ test('the README crash example: the crashing request gets a generic 500, the slo
   t.assert.strictEqual(code, 1)
   t.assert.match(stderr, /report to your error tracker: db password is hunter2 req-/)
 })
+
+// examples/autobind.mjs is the README's autoBind example, run as pasted.
+test('the README autoBind example: a repository call made with no signal stops when the client hangs up', async (t: TestContext) => {
+  const quick = await startUpstream({ delayMs: 10 })
+  const slow = await startUpstream({ delayMs: 10_000 })
+  t.after(() => Promise.all([quick.close(), slow.close()]))
+
+  async function startExample (target: string): Promise<number> {
+    const child = spawn(process.execPath, [join(root, 'examples', 'autobind.mjs')], {
+      cwd: root,
+      env: { ...process.env, UPSTREAM: target, PORT: '0' },
+      stdio: ['ignore', 'pipe', 'inherit']
+    })
+    t.after(() => { child.kill('SIGKILL') })
+    const lines: string[] = []
+    createInterface({ input: child.stdout }).on('line', (line) => lines.push(line))
+    await until(() => lines.some((line) => line.includes('Server listening at http://127.0.0.1:')), 'the example to listen', 10000)
+    return Number(/127\.0\.0\.1:(\d+)/.exec(lines.find((line) => line.includes('Server listening')) as string)?.[1])
+  }
+
+  const served = await startExample(quick.url)
+  const res = await request(`http://127.0.0.1:${served}/reports/7`)
+  t.assert.deepStrictEqual(await res.body.json(), { id: '7', report: 'done' })
+  t.assert.strictEqual((await quick.closed(1)).url, '/reports/7')
+
+  const port = await startExample(slow.url)
+  const socket = net.connect(port, '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write('GET /reports/7 HTTP/1.1\r\nhost: x\r\n\r\n')
+  await until(() => slow.received() === 1, 'the upstream to receive the call')
+  socket.destroy()
+  const record = await slow.closed(1, 3000)
+  t.assert.strictEqual(record.closedEarly, true)
+})
