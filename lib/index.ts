@@ -81,7 +81,15 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   fastify.addHook('onError', hooks.onError)
   if (asyncContext) fastify.addHook('preValidation', hooks.preValidation)
   if (options.autoBind) {
-    const release = bindGlobalDispatcher(await loadUndici())
+    // Loaded now, so a missing undici rejects register; bound from ready to
+    // close, like the process listeners, so an app that never boots leaves
+    // the global dispatcher alone.
+    const undici = await loadUndici()
+    let release = noop
+    fastify.addHook('onReady', (done) => {
+      release = bindGlobalDispatcher(undici)
+      done()
+    })
     fastify.addHook('onClose', (_instance, done) => {
       release()
       done()
@@ -100,6 +108,8 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
     })
   }
 }
+
+function noop (): void {}
 
 /** The user's undici (a peer dependency): the copy whose global dispatcher their calls use. */
 async function loadUndici (): Promise<UndiciGlobals> {

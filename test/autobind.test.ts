@@ -319,3 +319,12 @@ test('autoBind over an HTTP/2 upstream (allowH2): the stream is reset when the c
   t.assert.strictEqual(sessions, 1, 'both calls on one session: a reset stream does not cost the connection')
   t.assert.strictEqual(app.hangup.stats().upstream.cancelled.clientDisconnected, 2)
 })
+
+test('autoBind on an app closed before it was ready leaves undici\'s global dispatcher alone', async (t: TestContext) => {
+  const before = undici.getGlobalDispatcher()
+  const app = Fastify()
+  await app.register(hangup, { autoBind: true, fatal: false })
+  t.assert.strictEqual(undici.getGlobalDispatcher(), before)
+  await app.close()
+  t.assert.strictEqual(undici.getGlobalDispatcher(), before)
+})
