@@ -1,5 +1,5 @@
 import { requestContext } from './context.js'
-import type { RequestLifecycle } from './lifecycle.js'
+import type { BoundWork, RequestLifecycle } from './lifecycle.js'
 
 /**
  * undici's controller of one dispatched request (the handler API of undici 7
@@ -38,38 +38,41 @@ function failedController (reason: Error): DispatchController {
 
 /**
  * One upstream call bound to the request that dispatched it: the request's
- * signal aborts the call with the request's reason, whenever it comes —
- * while the call waits in undici's queue (then at its start), for headers,
- * or mid-body. The listener goes when the call ends (PITFALLS #12).
+ * abort (a hang-up, an error, the response sent, the deadline) aborts the
+ * call with the request's reason, whenever it comes — while the call waits in
+ * undici's queue (then at its start), for headers, or mid-body. The call is
+ * registered with the request itself, not as a listener on its signal, so
+ * binding a call creates no AbortController; it is removed when the call
+ * ends.
  */
-class BoundCall implements DispatchHandler {
+class BoundCall implements DispatchHandler, BoundWork {
   private controller: DispatchController | null = null
-  private readonly onAbort = (): void => { this.abort() }
+  private reason: unknown = undefined
 
   constructor (
     private readonly lifecycle: RequestLifecycle,
-    private readonly signal: AbortSignal,
     private readonly handler: DispatchHandler
   ) {
-    signal.addEventListener('abort', this.onAbort)
+    lifecycle.bind(this)
   }
 
-  private abort (): void {
-    this.lifecycle.runtime.counters.cancelled(this.signal.reason)
+  cancel (reason: unknown): void {
+    this.reason = reason
+    this.lifecycle.runtime.counters.cancelled(reason)
     const controller = this.controller
-    if (controller !== null && !controller.aborted) controller.abort(this.signal.reason as Error)
+    if (controller !== null && !controller.aborted) controller.abort(reason as Error)
   }
 
   private done (): void {
-    this.signal.removeEventListener('abort', this.onAbort)
+    this.lifecycle.unbind(this)
   }
 
   onRequestStart (controller: DispatchController, context: unknown): void {
     this.controller = controller
     this.handler.onRequestStart?.(controller, context)
-    // Aborted while it waited in the pool's queue (nodejs/undici#386): it
+    // Cancelled while it waited in the pool's queue (nodejs/undici#386): it
     // stops before a byte is written.
-    if (this.signal.aborted && !controller.aborted) controller.abort(this.signal.reason as Error)
+    if (this.reason !== undefined && !controller.aborted) controller.abort(this.reason as Error)
   }
 
   onRequestUpgrade (controller: DispatchController, statusCode: number, headers: unknown, socket: unknown): void {
@@ -114,14 +117,14 @@ export function interceptor (): HangupInterceptor {
     return function hangupDispatch (options: object, handler: DispatchHandler): boolean {
       const lifecycle = requestContext.getStore()
       if (lifecycle === undefined) return dispatch(options, handler)
-      const signal = lifecycle.signal()
       lifecycle.runtime.counters.bound++
-      if (signal.aborted) {
-        lifecycle.runtime.counters.cancelled(signal.reason)
-        handler.onResponseError?.(failedController(signal.reason as Error), signal.reason as Error)
+      const reason = lifecycle.cancellation()
+      if (reason !== undefined) {
+        lifecycle.runtime.counters.cancelled(reason)
+        handler.onResponseError?.(failedController(reason as Error), reason as Error)
         return true
       }
-      return dispatch(options, new BoundCall(lifecycle, signal, handler))
+      return dispatch(options, new BoundCall(lifecycle, handler))
     }
   }
 }

@@ -43,6 +43,11 @@ export interface RawResponse {
   [kLifecycle]?: RequestLifecycle
 }
 
+/** An upstream call bound to a request (lib/interceptor.ts). */
+export interface BoundWork {
+  cancel (reason: unknown): void
+}
+
 /** What every request of one registration shares: options, counters, the app's close. */
 export interface Runtime {
   readonly counters: Counters
@@ -95,6 +100,14 @@ export class RequestLifecycle {
   timeoutCleanup: (() => void) | null = null
   /** Set when this request raised a fatal error: its answer is the generic 500. */
   fatal = false
+  /**
+   * Upstream calls bound to this request that have not ended. They are
+   * cancelled directly, not through the signal: binding a call must not
+   * create the request's AbortController (bench/upstream-call.js).
+   */
+  calls: Set<BoundWork> | null = null
+  /** The reason of the first abort that had something to stop: replayed to work bound later. */
+  private reason: unknown = undefined
   /** Neighbours in the app's list of requests in flight (lib/inflight.ts). */
   prev: RequestLifecycle | null = null
   next: RequestLifecycle | null = null
@@ -109,10 +122,15 @@ export class RequestLifecycle {
     this.log = reply.request.log
   }
 
-  /** Adopts an existing controller (Fastify's handler-timeout one). */
+  /**
+   * Adopts an existing controller (Fastify's handler-timeout one). Fastify
+   * aborts it itself on timeout: that abort must reach the bound calls too.
+   */
   adopt (controller: AbortController): void {
-    setMaxListeners(SIGNAL_LISTENER_LIMIT, controller.signal)
+    const signal = controller.signal
+    setMaxListeners(SIGNAL_LISTENER_LIMIT, signal)
     this.controller = controller
+    signal.addEventListener('abort', () => this.cancelCalls(signal.reason), { once: true })
   }
 
   signal (): AbortSignal {
@@ -126,7 +144,9 @@ export class RequestLifecycle {
   }
 
   private replay (controller: AbortController): void {
-    if (this.phase !== null) {
+    if (this.reason !== undefined) {
+      controller.abort(this.reason)
+    } else if (this.phase !== null) {
       controller.abort(ClientDisconnectedError.create(this.phase))
     } else if (this.responded && this.runtime.abortOnResponse) {
       controller.abort(ResponseSentError.create())
@@ -139,13 +159,47 @@ export class RequestLifecycle {
   }
 
   /**
-   * Aborts a live signal with the reason `create` builds. The reason is built
-   * only then: most requests never read their signal, and building an error
-   * per response was half of the plugin's cost per request (bench/README.md).
+   * Aborts a live signal, and the bound calls, with the reason `create`
+   * builds. The reason is built only when there is something to stop: most
+   * requests never read their signal, and building an error per response was
+   * half of the plugin's cost per request (bench/README.md).
    */
   private abortWith (create: () => unknown): void {
     const controller = this.controller
-    if (controller !== null && !controller.signal.aborted) controller.abort(create())
+    const live = controller !== null && !controller.signal.aborted
+    if (!live && (this.calls === null || this.calls.size === 0)) return
+    const reason = create()
+    this.reason ??= reason
+    if (live) controller.abort(reason)
+    this.cancelCalls(reason)
+  }
+
+  /**
+   * Why work bound to this request now must not start, or undefined: the
+   * signal's reason, or what the signal would say, without creating it.
+   */
+  cancellation (): unknown {
+    const controller = this.controller
+    if (controller !== null) return controller.signal.aborted ? controller.signal.reason : undefined
+    if (this.reason !== undefined) return this.reason
+    if (this.phase !== null) return ClientDisconnectedError.create(this.phase)
+    if (this.responded && this.runtime.abortOnResponse) return ResponseSentError.create()
+    return undefined
+  }
+
+  bind (work: BoundWork): void {
+    (this.calls ??= new Set()).add(work)
+  }
+
+  unbind (work: BoundWork): void {
+    this.calls?.delete(work)
+  }
+
+  private cancelCalls (reason: unknown): void {
+    const calls = this.calls
+    if (calls === null) return
+    this.calls = null
+    for (const work of calls) work.cancel(reason)
   }
 
   /** The response closed: finished, or cut because the client went away. */

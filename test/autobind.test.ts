@@ -9,6 +9,7 @@ import { test, type TestContext } from 'node:test'
 import * as undici from 'undici'
 import Fastify from 'fastify'
 import hangup, { detach, interceptor, ResponseSentError } from '../lib/index.js'
+import { kLifecycle } from '../lib/lifecycle.js'
 import { buildApp, listen, until, within } from './helpers/app.js'
 import { tlsMaterial } from './helpers/matrix-util.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
@@ -327,4 +328,56 @@ test('autoBind on an app closed before it was ready leaves undici\'s global disp
   t.assert.strictEqual(undici.getGlobalDispatcher(), before)
   await app.close()
   t.assert.strictEqual(undici.getGlobalDispatcher(), before)
+})
+
+for (const readFirst of [false, true]) {
+  test(`autoBind, ${readFirst ? 'signal read first' : 'signal never read'}: an error cancels the bound calls, a later call fails at once with it, and the signal carries it`, async (t: TestContext) => {
+    const upstream = await startUpstream({ delayMs: 10_000 })
+    t.after(() => upstream.close())
+    const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+    const sibling = Object.assign(new Error('sibling failed'), { code: 'ESIBLING' })
+    app.get('/', async (request) => {
+      if (readFirst) t.assert.strictEqual(request.signal.aborted, false)
+      const first = await Promise.allSettled([
+        repository.request(upstream.url),
+        new Promise((_resolve, reject) => setTimeout(() => reject(sibling), 50)).catch((error: unknown) => {
+          // What abortOnError does when the handler rejects, done here to go on.
+          ;(request as unknown as Record<symbol, { abort: (reason: unknown) => void }>)[kLifecycle].abort(error)
+          throw error
+        })
+      ])
+      const later = await repository.request(upstream.url).then(() => 'ran', (error: unknown) => error)
+      return {
+        first: first.map((r) => r.status === 'rejected' && r.reason === sibling),
+        later: later === sibling,
+        signal: request.signal.aborted && request.signal.reason === sibling
+      }
+    })
+    const res = await app.inject('/')
+    t.assert.deepStrictEqual(res.json(), { first: [true, true], later: true, signal: true })
+    t.assert.strictEqual(upstream.received(), 1)
+    t.assert.strictEqual((await upstream.closed(1)).closedEarly, true)
+    t.assert.deepStrictEqual(app.hangup.stats().upstream, { bound: 2, cancelled: { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 2 } })
+  })
+}
+
+test('autoBind: a call started after the client hung up (nothing was bound then) fails at once with the hang-up', async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: 10 })
+  t.after(() => upstream.close())
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  let outcome: unknown = null
+  app.get('/', async () => {
+    await until(() => app.hangup.stats().disconnects.handler === 1, 'the hang-up', 3000)
+    outcome = await repository.request(upstream.url).then(() => 'ran', (error: unknown) => error)
+    return 'nobody reads this'
+  })
+  const { url } = await listen(app)
+  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
+  await once(socket, 'connect')
+  socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  await until(() => app.hangup.stats().inflight === 1, 'the request')
+  socket.destroy()
+  await until(() => outcome !== null, 'the late call')
+  t.assert.strictEqual((outcome as { code?: string }).code, 'FST_HANGUP_CLIENT_DISCONNECTED')
+  t.assert.strictEqual(upstream.received(), 0)
 })
