@@ -14,6 +14,18 @@
 //   no-context  fastify-hangup with fatal: { asyncContext: false }: process
 //               handlers and graceful close, no async context
 //               (plugin vs no-context: the cost of the async context)
+//   autobind    fastify-hangup with autoBind: true (defaults otherwise): the
+//               interceptor composed into undici's global dispatcher. The
+//               routes below make no upstream call, so this is the cost of
+//               the mode per request; the cost per bound upstream call is
+//               bench/upstream-call.js's
+//   bare-undici Fastify alone, with undici loaded (require('undici')) and
+//               nothing else: autoBind loads undici, and loading it makes
+//               the requests of this app slower (measured on /ignore; in CPU
+//               profiles, Node's process.nextTick gets slower), plugin or
+//               not. An app that uses autoBind calls
+//               upstreams with undici, so it has it loaded anyway:
+//               autobind vs bare-undici is the plugin's own share
 // Every variant with `fatal` on installs SIGINT/SIGTERM handlers in its
 // process: a SIGTERM closes the app gracefully and exits 0.
 // Routes:
@@ -32,7 +44,9 @@ const VARIANTS = {
   },
   'no-abort': async (app) => { await app.register(loadPlugin(), { abortOnResponse: false, fatal: false }) },
   'no-fatal': async (app) => { await app.register(loadPlugin(), { fatal: false }) },
-  'no-context': async (app) => { await app.register(loadPlugin(), { fatal: { asyncContext: false } }) }
+  'no-context': async (app) => { await app.register(loadPlugin(), { fatal: { asyncContext: false } }) },
+  autobind: async (app) => { await app.register(loadPlugin(), { autoBind: true }) },
+  'bare-undici': async () => { require('undici') }
 }
 
 async function buildApp (variant) {

@@ -30,7 +30,7 @@ const HELP = `usage: node bench/overhead.js [options]
 
   --routes <list>     ignore,read                        (default ignore,read)
   --variants <list>   bare first, then any of hook, no-abort, no-fatal,
-                      no-context, plugin (bench/app.js)
+                      no-context, plugin, autobind, bare-undici (bench/app.js)
                       (default bare,hook,no-abort,no-fatal,no-context,plugin)
   --rounds <n>        alternation rounds per route       (default 100)
   --chunk <n>         requests per variant per round     (default 5000)

@@ -39,7 +39,11 @@ const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [option
   --against <variant> what to compare with bare Fastify (bench/app.js): plugin
                       (default: the plugin's defaults, async context included),
                       or no-context, no-fatal, no-abort, hook to tell what the
-                      cost is made of
+                      cost is made of, or autobind (autoBind: true)
+  --baseline <variant> what --against is compared with (default bare: Fastify
+                      alone); e.g. bare-undici (Fastify with undici loaded) to
+                      leave out what loading undici costs the process. The
+                      targets are against bare Fastify: checked only with bare
   --max-seconds <s>   stop taking new pairs after this long (BENCH_MAX_SECONDS,
                       default 170); the time is shared out between the routes
   --no-wait           do not wait (up to 20 s before a pair) for other programs
@@ -66,6 +70,7 @@ function readOptions () {
       'no-pin': { type: 'boolean' },
       prof: { type: 'string' },
       against: { type: 'string' },
+      baseline: { type: 'string' },
       'max-seconds': { type: 'string' },
       'no-wait': { type: 'boolean' },
       out: { type: 'string' },
@@ -89,6 +94,8 @@ function readOptions () {
   if (!['', 'bare', 'plugin', 'both'].includes(prof)) fail(`--prof must be bare, plugin or both, got ${prof}`)
   const against = values.against ?? 'plugin'
   if (against === 'bare' || !Object.hasOwn(VARIANTS, against)) fail(`--against must be one of ${Object.keys(VARIANTS).filter((v) => v !== 'bare').join(', ')}`)
+  const baseline = values.baseline ?? 'bare'
+  if (baseline === against || !Object.hasOwn(VARIANTS, baseline)) fail(`--baseline must be one of ${Object.keys(VARIANTS).join(', ')}, other than --against`)
   let pin = canPin()
   if (env.BENCH_PIN !== undefined) pin = env.BENCH_PIN === '1' || env.BENCH_PIN === 'true'
   if (values.pin) pin = true
@@ -114,6 +121,7 @@ function readOptions () {
     pin,
     prof,
     against,
+    baseline,
     out: values.out ?? path.join(__dirname, 'results', `${process.version}.json`)
   }
 }
@@ -123,12 +131,14 @@ function readOptions () {
  * there is none. Issue 3: the defaults (async context per request) at >= 95% on
  * Node 22 and 24; on Node 20 measured and reported only. Without the async
  * context the plugin keeps the target it had before `fatal` existed: 97%.
+ * Issue 4: autoBind at >= 95% on Node 24 (measured and reported on 20 and 22).
  */
 function targetFor (variant, nodeMajor) {
   if (variant === 'plugin') {
     return nodeMajor >= 22 ? { minRatio: 0.95, from: 'issue 3: the defaults, Node 22 and 24' } : null
   }
   if (variant === 'no-context' || variant === 'no-fatal') return { minRatio: 0.97, from: 'the plugin without async context' }
+  if (variant === 'autobind') return nodeMajor >= 24 ? { minRatio: 0.95, from: 'issue 4: autoBind, Node 24' } : null
   return null
 }
 
@@ -148,9 +158,12 @@ function canPin () {
   }
 }
 
-/** role: 'bare' or 'plugin' (the side compared with bare, which runs opts.against). */
+/**
+ * role: 'bare' (the baseline: opts.baseline, bare Fastify by default) or
+ * 'plugin' (the side compared with it, which runs opts.against).
+ */
 async function startServer (role, opts) {
-  const variant = role === 'bare' ? 'bare' : opts.against
+  const variant = role === 'bare' ? opts.baseline : opts.against
   // The parent's flags (e.g. --experimental-async-context-frame) apply to the servers too.
   const execArgv = [...process.execArgv]
   if (opts.prof === role || opts.prof === 'both') {
@@ -319,8 +332,8 @@ function summarize (route, pairs) {
 const fmt = (n) => Math.round(n).toLocaleString('en-US')
 const pct = (n) => `${(n * 100).toFixed(1)}%`
 
-function printSummary (summaries, label) {
-  const rows = [['route', 'bare rps', `${label} rps`, `${label}/bare`, 'pair ratio median [IQR]', 'pair ratios min..max', 'bare ±', `${label} ±`, 'clean']]
+function printSummary (summaries, label, base) {
+  const rows = [['route', `${base} rps`, `${label} rps`, `${label}/${base}`, 'pair ratio median [IQR]', 'pair ratios min..max', `${base} ±`, `${label} ±`, 'clean']]
   for (const s of summaries) {
     rows.push([
       `/${s.route}`,
@@ -341,7 +354,7 @@ function printSummary (summaries, label) {
   for (const r of rows.slice(1)) console.log(line(r))
   console.log(`
 rps: median over the clean pairs (server saturated, no other program on the CPU), else over all.
-${label}/bare: median ${label} rps / median bare rps. pair ratio: ${label}/bare within one pair
+${label}/${base}: median ${label} rps / median ${base} rps. pair ratio: ${label}/${base} within one pair
 (back-to-back runs); its median and interquartile range, then its extremes.
 ±: half the max-min range of the runs, in % of their median: the noise of single runs.`)
   for (const s of summaries) if (!s.basis.startsWith('clean')) console.log(`/${s.route}: ${s.basis}`)
@@ -370,7 +383,7 @@ async function runRoute (autocannon, servers, route, deadline, opts) {
     if (pair.clean) clean++
     const cpu = `server CPU ${pct(pair.bare.serverCpu)}/${pct(pair.plugin.serverCpu)}`
     const foreign = `others ${pair.bare.othersCpu.toFixed(2)}/${pair.plugin.othersCpu.toFixed(2)} cores`
-    console.log(`/${route} pair ${i + 1} (${pair.order.join(' then ')}): bare ${fmt(pair.bare.rps)} rps, ${opts.against} ${fmt(pair.plugin.rps)} rps, ratio ${pct(pair.ratio)}, ${cpu}, ${foreign}${pair.clean ? '' : ' (not clean)'}`)
+    console.log(`/${route} pair ${i + 1} (${pair.order.join(' then ')}): ${opts.baseline} ${fmt(pair.bare.rps)} rps, ${opts.against} ${fmt(pair.plugin.rps)} rps, ratio ${pct(pair.ratio)}, ${cpu}, ${foreign}${pair.clean ? '' : ' (not clean)'}`)
   }
   return pairs
 }
@@ -384,7 +397,7 @@ async function main () {
   const perRun = opts.duration + 0.2
   const estimate = opts.routes.length * 2 * (opts.warmup + 0.2 + opts.pairs * perRun)
   const worst = Math.min(opts.maxSeconds, opts.routes.length * 2 * (opts.warmup + 0.2 + opts.maxPairs * perRun))
-  console.log(`fastify-hangup throughput: Node ${process.version}, fastify ${fastifyVersion}, autocannon ${autocannonVersion}; bare Fastify vs ${opts.against}`)
+  console.log(`fastify-hangup throughput: Node ${process.version}, fastify ${fastifyVersion}, autocannon ${autocannonVersion}; ${opts.baseline === 'bare' ? 'bare Fastify' : opts.baseline} vs ${opts.against}`)
   console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; -c ${opts.connections} -p ${opts.pipelining} -d ${opts.duration}s, warm-up ${opts.warmup}s, ${opts.pairs} clean pairs per route (at most ${opts.maxPairs})${opts.pin ? ', servers pinned to CPU 1, load generator to CPU 0' : ''}; about ${Math.ceil(estimate)} s, at most ${Math.ceil(worst)} s`)
   if (opts.pairs < 5) console.log('note: fewer than 5 pairs: the medians are rough')
   const idleBeforeStart = await warnIfBusy()
@@ -405,9 +418,10 @@ async function main () {
       pairsByRoute[route] = await runRoute(autocannon, servers, route, routeDeadline, opts)
       summaries.push(summarize(route, pairsByRoute[route]))
     }
-    printSummary(summaries, opts.against)
+    printSummary(summaries, opts.against, opts.baseline)
 
-    const target = targetFor(opts.against, Number(process.versions.node.split('.')[0]))
+    // The targets are shares of bare Fastify's throughput.
+    const target = opts.baseline === 'bare' ? targetFor(opts.against, Number(process.versions.node.split('.')[0])) : null
     const report = {
       benchmark: 'throughput',
       date: new Date().toISOString(),
@@ -419,6 +433,7 @@ async function main () {
       pairing: { wanted: opts.pairs, max: opts.maxPairs, minServerCpu: opts.minCpu, maxOthersCpu: opts.maxOthers },
       pinned: opts.pin,
       against: opts.against,
+      baseline: opts.baseline,
       target,
       summaries,
       pairs: pairsByRoute
@@ -431,8 +446,12 @@ async function main () {
       const missed = summaries.filter((s) => s.ratio < target.minRatio)
       const why = (s) => s.pairRatios.q3 >= target.minRatio ? `, the pairs' IQR reaches ${goal}: within this machine's noise` : ''
       if (missed.length > 0) console.log(`below the ${goal} target (${target.from}): ${missed.map((s) => `/${s.route} ${pct(s.ratio)} (pair ratio median ${pct(s.pairRatios.median)}${why(s)})`).join('; ')}`)
+    } else if (opts.baseline !== 'bare') {
+      console.log(`the targets are shares of bare Fastify's throughput: none checked against ${opts.baseline}`)
     } else if (opts.against === 'plugin') {
       console.log(`Node ${process.versions.node.split('.')[0]}: no target for the defaults (issue 3: measured and reported)`)
+    } else if (opts.against === 'autobind') {
+      console.log(`Node ${process.versions.node.split('.')[0]}: no target for autobind (issue 4: 95% on Node 24; measured and reported)`)
     }
   } finally {
     await Promise.all(Object.values(servers).map(stopServer))
