@@ -4,6 +4,8 @@ import { interceptor } from './interceptor.js'
 export interface UndiciGlobals {
   getGlobalDispatcher (): ComposableDispatcher
   setGlobalDispatcher (dispatcher: ComposableDispatcher): void
+  Dispatcher: abstract new (...args: never[]) => unknown
+  Agent: new () => ComposableDispatcher
 }
 
 interface ComposableDispatcher {
@@ -26,6 +28,18 @@ const kBinding = Symbol.for('fastify-hangup.auto-bind.v1')
 type GlobalSlot = typeof globalThis & { [kBinding]?: Binding }
 
 /**
+ * The dispatcher to compose onto. The global slot is shared by every copy of
+ * undici in the process, Node's bundled one included, and Node 22 fills it
+ * with its own Agent when something touches its lazy `node:http` getters. A
+ * dispatcher of another copy may speak another handler API (Node 22 bundles
+ * undici 6, which rejects the handler this interceptor passes on): the
+ * interceptor goes onto an Agent of the user's undici instead.
+ */
+function baseOf (undici: UndiciGlobals, current: ComposableDispatcher): ComposableDispatcher {
+  return current instanceof undici.Dispatcher ? current : new undici.Agent()
+}
+
+/**
  * `autoBind: true`: composes the interceptor into undici's global dispatcher
  * (which `undici.request`, `undici.fetch` and Node's own global `fetch` all
  * read), outermost, so it sees each call once in the caller's context.
@@ -37,7 +51,7 @@ export function bindGlobalDispatcher (undici: UndiciGlobals): () => void {
   let binding = slot[kBinding]
   if (binding === undefined) {
     const previous = undici.getGlobalDispatcher()
-    binding = { users: 0, previous, bound: previous.compose(interceptor()) }
+    binding = { users: 0, previous, bound: baseOf(undici, previous).compose(interceptor()) }
     undici.setGlobalDispatcher(binding.bound)
     slot[kBinding] = binding
   }

@@ -1,4 +1,3 @@
-import { STATUS_CODES } from 'node:http'
 import type { FastifyReply } from 'fastify'
 import { attempt } from './attempt.js'
 
@@ -7,10 +6,19 @@ import { attempt } from './attempt.js'
  * at the grace deadline (503): the shape of Fastify's own error bodies, and
  * never the error's message or stack, which may hold secrets (issue 3).
  */
-export function genericBody (statusCode: number): string {
-  const error = STATUS_CODES[statusCode] as string
+export function genericBody (statusCode: 500 | 503): string {
+  const error = REASON_PHRASES[statusCode]
   return JSON.stringify({ statusCode, error, message: error })
 }
+
+/**
+ * The two phrases, written out rather than read from `node:http`'s
+ * STATUS_CODES: in the ESM build, importing a name from `node:http` runs its
+ * lazy getters, and on Node 22 one of them creates undici's global
+ * dispatcher from Node's bundled copy, which `autoBind` then found in place
+ * of the user's (caught by the autoBind README example on Node 22).
+ */
+const REASON_PHRASES = { 500: 'Internal Server Error', 503: 'Service Unavailable' } as const
 
 /** The raw response parts the fallbacks use. */
 interface RawAnswer {
@@ -30,7 +38,7 @@ function isHttp2 (reply: FastifyReply): boolean {
  * body. Headers the handler set before the crash (cookies, caching) are
  * dropped: the answer is the generic one.
  */
-export function makeGeneric (reply: FastifyReply, statusCode: number): string {
+export function makeGeneric (reply: FastifyReply, statusCode: 500 | 503): string {
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
   reply.code(statusCode).header('content-type', 'application/json; charset=utf-8')
   // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2); there
@@ -39,7 +47,7 @@ export function makeGeneric (reply: FastifyReply, statusCode: number): string {
   return genericBody(statusCode)
 }
 
-function answerRaw (reply: FastifyReply, res: RawAnswer, statusCode: number, body: string): void {
+function answerRaw (reply: FastifyReply, res: RawAnswer, statusCode: 500 | 503, body: string): void {
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body)
@@ -59,7 +67,7 @@ function answerRaw (reply: FastifyReply, res: RawAnswer, statusCode: number, bod
  * process with exit code 7: every step that can fail falls back to the next,
  * simpler one (Fastify's reply, the raw response, destroying the socket).
  */
-export function answerGenerically (reply: FastifyReply, statusCode: number): void {
+export function answerGenerically (reply: FastifyReply, statusCode: 500 | 503): void {
   const res = reply.raw as unknown as RawAnswer
   if (res.writableEnded) return
   if (res.headersSent) {

@@ -381,3 +381,26 @@ test('autoBind: a call started after the client hung up (nothing was bound then)
   t.assert.strictEqual((outcome as { code?: string }).code, 'FST_HANGUP_CLIENT_DISCONNECTED')
   t.assert.strictEqual(upstream.received(), 0)
 })
+
+test('autoBind when the global dispatcher belongs to another undici copy (Node\'s bundled one): binds an Agent of the user\'s undici, restores the other on close', async (t: TestContext) => {
+  const slot = Symbol.for('undici.globalDispatcher.1')
+  const global = globalThis as unknown as Record<symbol, unknown>
+  const before = global[slot]
+  // Not an instance of this undici's Dispatcher, and it would refuse the
+  // interceptor's handler, as Node 22's bundled undici 6 does.
+  const foreign = {
+    dispatch () { throw new Error('a foreign dispatcher was used') },
+    compose () { throw new Error('a foreign dispatcher was composed') }
+  }
+  global[slot] = foreign
+  t.after(() => { global[slot] = before })
+  const upstream = await startUpstream({ delayMs: 10_000 })
+  t.after(() => upstream.close())
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  app.get('/', async () => await repository.request(upstream.url))
+  const { url } = await listen(app)
+  await hangUpWhile(t, url, '/', upstream)
+  t.assert.strictEqual((await upstream.closed(1, 3000)).closedEarly, true)
+  await app.close()
+  t.assert.strictEqual(global[slot], foreign)
+})
