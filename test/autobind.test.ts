@@ -383,17 +383,16 @@ test('autoBind: a call started after the client hung up (nothing was bound then)
 })
 
 test('autoBind when the global dispatcher belongs to another undici copy (Node\'s bundled one): binds an Agent of the user\'s undici, restores the other on close', async (t: TestContext) => {
-  const slot = Symbol.for('undici.globalDispatcher.1')
-  const global = globalThis as unknown as Record<symbol, unknown>
-  const before = global[slot]
+  const before = undici.getGlobalDispatcher()
   // Not an instance of this undici's Dispatcher, and it would refuse the
-  // interceptor's handler, as Node 22's bundled undici 6 does.
+  // interceptor's handler, as Node 22's bundled undici 6 does. Installed
+  // with undici's own setter: undici 7 and 8 keep the slot differently.
   const foreign = {
     dispatch () { throw new Error('a foreign dispatcher was used') },
     compose () { throw new Error('a foreign dispatcher was composed') }
   }
-  global[slot] = foreign
-  t.after(() => { global[slot] = before })
+  undici.setGlobalDispatcher(foreign as unknown as undici.Dispatcher)
+  t.after(() => { undici.setGlobalDispatcher(before) })
   const upstream = await startUpstream({ delayMs: 10_000 })
   t.after(() => upstream.close())
   const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
@@ -402,5 +401,5 @@ test('autoBind when the global dispatcher belongs to another undici copy (Node\'
   await hangUpWhile(t, url, '/', upstream)
   t.assert.strictEqual((await upstream.closed(1, 3000)).closedEarly, true)
   await app.close()
-  t.assert.strictEqual(global[slot], foreign)
+  t.assert.strictEqual(undici.getGlobalDispatcher(), foreign)
 })
