@@ -403,3 +403,22 @@ test('autoBind when the global dispatcher belongs to another undici copy (Node\'
   await app.close()
   t.assert.strictEqual(undici.getGlobalDispatcher(), foreign)
 })
+
+test('interceptor(): a call still queued behind another in the pool when the client hangs up never reaches the upstream', async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: 10_000 })
+  t.after(() => upstream.close())
+  // One connection, no pipelining: the second call waits in undici's queue.
+  const pool = new undici.Pool(upstream.url, { connections: 1, pipelining: 1 }).compose(interceptor())
+  t.after(() => pool.destroy())
+  const { app } = await buildApp(t, { fatal: inProcess })
+  app.get('/', async () => await Promise.all([
+    undici.request(`${upstream.url}/first`, { dispatcher: pool }),
+    undici.request(`${upstream.url}/queued`, { dispatcher: pool })
+  ]))
+  const { url } = await listen(app)
+  await hangUpWhile(t, url, '/', upstream)
+  t.assert.strictEqual((await upstream.closed(1, 3000)).url, '/first')
+  await until(() => app.hangup.stats().upstream.cancelled.clientDisconnected === 2, 'both cancellations')
+  await new Promise((resolve) => setTimeout(resolve, 200))
+  t.assert.strictEqual(upstream.received(), 1, 'the queued call was never sent')
+})
