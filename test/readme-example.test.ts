@@ -10,6 +10,38 @@ import { startUpstream } from './helpers/upstream.js'
 
 const root = join(__dirname, '..', '..', '..')
 
+const LISTENING = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/
+
+interface Example {
+  port: number
+  /** The child's stdout lines (pino's JSON logs). */
+  lines: string[]
+  stderr: () => string
+  exited: Promise<[number | null]>
+}
+
+/**
+ * Runs one of examples/*.mjs as a user would (it imports 'fastify-hangup' by
+ * name: the built package) on port 0, and waits until it listens. The child
+ * is killed when the test ends.
+ */
+async function startExample (t: TestContext, file: string, env: Record<string, string> = {}): Promise<Example> {
+  const child = spawn(process.execPath, [join(root, 'examples', file)], {
+    cwd: root,
+    env: { ...process.env, PORT: '0', ...env },
+    stdio: ['ignore', 'pipe', 'pipe']
+  })
+  t.after(() => { child.kill('SIGKILL') })
+  let stderr = ''
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
+  const exited = once(child, 'exit') as Promise<[number | null]>
+  const lines: string[] = []
+  createInterface({ input: child.stdout }).on('line', (line) => lines.push(line))
+  await until(() => lines.some((line) => LISTENING.test(line)), `${file} to listen`, 10000)
+  const port = Number(LISTENING.exec(lines.find((line) => LISTENING.test(line)) as string)?.[1])
+  return { port, lines, stderr: () => stderr, exited }
+}
+
 // examples/quickstart.mjs is the README's example; it imports 'fastify-hangup' by
 // name, so this runs the built package as a user would.
 test('the README example proxies a POST and stops the upstream when the client hangs up', async (t: TestContext) => {
@@ -18,31 +50,12 @@ test('the README example proxies a POST and stops the upstream when the client h
   const slow = await startUpstream({ delayMs: 5000 })
   t.after(() => Promise.all([upstream.close(), slow.close()]))
 
-  async function startExample (target: string): Promise<{ port: number, lines: string[] }> {
-    const child = spawn(process.execPath, [join(root, 'examples', 'quickstart.mjs')], {
-      cwd: root,
-      env: { ...process.env, UPSTREAM: target, PORT: '0' },
-      stdio: ['ignore', 'pipe', 'inherit']
-    })
-    t.after(() => { child.kill() })
-    const lines: string[] = []
-    const rl = createInterface({ input: child.stdout })
-    const listening = new Promise<number>((resolve) => {
-      rl.on('line', (line) => {
-        lines.push(line)
-        const match = /Server listening at http:\/\/127\.0\.0\.1:(\d+)/.exec(line)
-        if (match !== null) resolve(Number(match[1]))
-      })
-    })
-    return { port: await within(listening, 10000, 'the example to listen'), lines }
-  }
-
-  const served = await startExample(upstream.url)
+  const served = await startExample(t, 'quickstart.mjs', { UPSTREAM: upstream.url })
   const res = await request(`http://127.0.0.1:${served.port}/search`, { method: 'POST', body: '{"q":"x"}', headers: { 'content-type': 'application/json' } })
   t.assert.strictEqual(await res.body.text(), 'done')
   t.assert.strictEqual((await upstream.closed(1)).bodyBytes, 9)
 
-  const hungUp = await startExample(slow.url)
+  const hungUp = await startExample(t, 'quickstart.mjs', { UPSTREAM: slow.url })
   const socket = net.connect(hungUp.port, '127.0.0.1')
   await once(socket, 'connect')
   socket.write('POST /search HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\n{"q":"x"}')
@@ -55,19 +68,7 @@ test('the README example proxies a POST and stops the upstream when the client h
 
 // examples/crash.mjs is the README's "Crashes" example, run as pasted.
 test('the README crash example: the crashing request gets a generic 500, the slow one finishes, the process exits 1', async (t: TestContext) => {
-  const child = spawn(process.execPath, [join(root, 'examples', 'crash.mjs')], {
-    cwd: root,
-    env: { ...process.env, PORT: '0' },
-    stdio: ['ignore', 'pipe', 'pipe']
-  })
-  t.after(() => { child.kill('SIGKILL') })
-  let stderr = ''
-  child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
-  const exited = once(child, 'exit') as Promise<[number | null]>
-  const lines: string[] = []
-  createInterface({ input: child.stdout }).on('line', (line) => lines.push(line))
-  await until(() => lines.some((line) => line.includes('Server listening at http://127.0.0.1:')), 'the example to listen', 10000)
-  const port = Number(/127\.0\.0\.1:(\d+)/.exec(lines.find((line) => line.includes('Server listening')) as string)?.[1])
+  const { port, lines, stderr, exited } = await startExample(t, 'crash.mjs')
   const base = `http://127.0.0.1:${port}`
   t.assert.strictEqual((await request(`${base}/ready`)).statusCode, 200)
   const slow = request(`${base}/slow`)
@@ -80,7 +81,7 @@ test('the README crash example: the crashing request gets a generic 500, the slo
   t.assert.deepStrictEqual(await finished.body.json(), { ok: true })
   const [code] = await within(exited, 5000, 'the example to exit')
   t.assert.strictEqual(code, 1)
-  t.assert.match(stderr, /report to your error tracker: db password is hunter2 req-/)
+  t.assert.match(stderr(), /report to your error tracker: db password is hunter2 req-/)
 })
 
 // examples/autobind.mjs is the README's autoBind example, run as pasted.
@@ -89,25 +90,12 @@ test('the README autoBind example: a repository call made with no signal stops w
   const slow = await startUpstream({ delayMs: 10_000 })
   t.after(() => Promise.all([quick.close(), slow.close()]))
 
-  async function startExample (target: string): Promise<number> {
-    const child = spawn(process.execPath, [join(root, 'examples', 'autobind.mjs')], {
-      cwd: root,
-      env: { ...process.env, UPSTREAM: target, PORT: '0' },
-      stdio: ['ignore', 'pipe', 'inherit']
-    })
-    t.after(() => { child.kill('SIGKILL') })
-    const lines: string[] = []
-    createInterface({ input: child.stdout }).on('line', (line) => lines.push(line))
-    await until(() => lines.some((line) => line.includes('Server listening at http://127.0.0.1:')), 'the example to listen', 10000)
-    return Number(/127\.0\.0\.1:(\d+)/.exec(lines.find((line) => line.includes('Server listening')) as string)?.[1])
-  }
-
-  const served = await startExample(quick.url)
-  const res = await request(`http://127.0.0.1:${served}/reports/7`)
+  const served = await startExample(t, 'autobind.mjs', { UPSTREAM: quick.url })
+  const res = await request(`http://127.0.0.1:${served.port}/reports/7`)
   t.assert.deepStrictEqual(await res.body.json(), { id: '7', report: 'done' })
   t.assert.strictEqual((await quick.closed(1)).url, '/reports/7')
 
-  const port = await startExample(slow.url)
+  const { port } = await startExample(t, 'autobind.mjs', { UPSTREAM: slow.url })
   const socket = net.connect(port, '127.0.0.1')
   await once(socket, 'connect')
   socket.write('GET /reports/7 HTTP/1.1\r\nhost: x\r\n\r\n')
