@@ -1,5 +1,7 @@
 'use strict'
 
+const { cli } = require('./cli.js')
+
 // Time from a client's hang-up to the upstream seeing its request closed
 // (node bench/hangup-latency.js). See bench/README.md.
 //
@@ -42,6 +44,8 @@ const HELP = `usage: node bench/hangup-latency.js [options]
   --help
 `
 
+const { fail, int } = cli('hangup-latency', HELP)
+
 function readOptions () {
   const { values } = parseArgs({
     options: {
@@ -60,11 +64,6 @@ function readOptions () {
     process.stdout.write(HELP)
     process.exit(0)
   }
-  const int = (label, raw, fallback, min) => {
-    const n = Number(raw ?? fallback)
-    if (!Number.isInteger(n) || n < min) fail(`${label} must be an integer >= ${min}, got ${raw}`)
-    return n
-  }
   const modes = (values.modes ?? 'plugin,fastify,none').split(',').map((m) => m.trim()).filter(Boolean)
   for (const m of modes) if (!['plugin', 'fastify', 'none'].includes(m)) fail(`unknown mode ${m}`)
   return {
@@ -77,12 +76,6 @@ function readOptions () {
     modes,
     out: values.out ?? path.join(__dirname, 'results', `hangup-latency-${process.version}.json`)
   }
-}
-
-function fail (message) {
-  console.error(`hangup-latency: ${message}\n`)
-  process.stderr.write(HELP)
-  process.exit(2)
 }
 
 /**

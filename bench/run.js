@@ -1,5 +1,7 @@
 'use strict'
 
+const { cli } = require('./cli.js')
+
 // Throughput of bare Fastify vs Fastify + fastify-hangup (npm run bench).
 //
 // The parent forks one server per variant (bench/server.js) and drives them
@@ -54,6 +56,8 @@ const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [option
   --out <file>        JSON output (default bench/results/<node-version>.json)
   --help
 `
+
+const { fail } = cli('bench', HELP)
 
 function readOptions () {
   const { values } = parseArgs({
@@ -140,12 +144,6 @@ function targetFor (variant, nodeMajor) {
   if (variant === 'no-context' || variant === 'no-fatal') return { minRatio: 0.97, from: 'the plugin without async context' }
   if (variant === 'autobind') return nodeMajor >= 24 ? { minRatio: 0.95, from: 'issue 4: autoBind, Node 24' } : null
   return null
-}
-
-function fail (message) {
-  console.error(`bench: ${message}\n`)
-  process.stderr.write(HELP)
-  process.exit(2)
 }
 
 function canPin () {

@@ -1,5 +1,7 @@
 'use strict'
 
+const { cli } = require('./cli.js')
+
 // Cost of one upstream call bound by autoBind, against the same call unbound
 // (node bench/upstream-call.js). See bench/README.md.
 //
@@ -77,6 +79,8 @@ const HELP = `usage: node bench/upstream-call.js [options]
   --help
 `
 
+const { fail, int } = cli('upstream-call', HELP)
+
 function readOptions () {
   const { values } = parseArgs({
     options: {
@@ -94,11 +98,6 @@ function readOptions () {
     process.stdout.write(HELP)
     process.exit(0)
   }
-  const int = (label, raw, fallback, min) => {
-    const n = Number(raw ?? fallback)
-    if (!Number.isInteger(n) || n < min) fail(`${label} must be an integer >= ${min}, got ${raw}`)
-    return n
-  }
   const perRequest = (values['per-request'] ?? '1,10').split(',').map((k) => int('--per-request', k.trim(), 1, 1))
   const calls = int('--calls', values.calls, 2000, 1)
   for (const k of perRequest) if (calls % k !== 0) fail(`--calls (${calls}) must be a multiple of each --per-request (${k})`)
@@ -111,12 +110,6 @@ function readOptions () {
     pin: !values['no-pin'],
     out: values.out ?? path.join(__dirname, 'results', `upstream-call-${process.version}.json`)
   }
-}
-
-function fail (message) {
-  console.error(`upstream-call: ${message}\n`)
-  process.stderr.write(HELP)
-  process.exit(2)
 }
 
 /* ---------- the upstream, the app, the client ---------- */
