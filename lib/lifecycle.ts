@@ -135,22 +135,15 @@ export class RequestLifecycle {
 
   signal (): AbortSignal {
     if (this.controller === null) {
+      // What happened before this first read is replayed: the new signal
+      // says what cancellation() says for a request without one.
+      const replayed = this.cancellation()
       const controller = new AbortController()
       setMaxListeners(SIGNAL_LISTENER_LIMIT, controller.signal)
       this.controller = controller
-      this.replay(controller)
+      if (replayed !== undefined) controller.abort(replayed)
     }
     return this.controller.signal
-  }
-
-  private replay (controller: AbortController): void {
-    if (this.reason !== undefined) {
-      controller.abort(this.reason)
-    } else if (this.phase !== null) {
-      controller.abort(ClientDisconnectedError.create(this.phase))
-    } else if (this.responded && this.runtime.abortOnResponse) {
-      controller.abort(ResponseSentError.create())
-    }
   }
 
   /** Aborts the signal if it exists and is not aborted yet; nothing to do otherwise. */
