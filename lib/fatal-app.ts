@@ -54,7 +54,7 @@ export class FatalApp implements GuardedApp {
     }
   }
 
-  close (cause: CloseCause): Promise<void> {
-    return this.graceful.close(cause)
+  close (cause: CloseCause, stopAccepting: Promise<void> | null = null): Promise<void> {
+    return this.graceful.close(cause, stopAccepting)
   }
 }

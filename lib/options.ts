@@ -119,7 +119,7 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
 })
 
 /** setTimeout's largest delay; a longer one fires at once (with a warning). */
-const MAX_TIMER_MS = 2 ** 31 - 1
+export const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Signals a process can listen for: not SIGKILL / SIGSTOP, which cannot be caught. */
 const CATCHABLE_SIGNALS: ReadonlySet<string> = new Set(
@@ -128,7 +128,7 @@ const CATCHABLE_SIGNALS: ReadonlySet<string> = new Set(
 
 const LOG_LEVELS: ReadonlySet<string> = new Set(['trace', 'debug', 'info', 'silent'])
 
-function describe (value: unknown): string {
+export function describe (value: unknown): string {
   if (value === null) return 'null'
   if (typeof value === 'string') return JSON.stringify(value)
   if (typeof value === 'object') return Array.isArray(value) ? 'an array' : 'an object'

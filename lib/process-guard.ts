@@ -1,12 +1,9 @@
-import cluster from 'node:cluster'
 import type { FastifyBaseLogger } from 'fastify'
 import { attempt } from './attempt.js'
+import { disconnectFromPrimary, exitHandshake, notifyPrimary } from './cluster-protocol.js'
 import { currentRequest } from './context.js'
 import type { CloseCause } from './graceful-close.js'
 import type { RequestLifecycle } from './lifecycle.js'
-
-/** The message a cluster worker sends its primary as its close starts, so the replacement is forked now. */
-export const CLOSING_MESSAGE_CMD = 'fastify-hangup:closing'
 
 /** The longest wait for the loggers to flush before the exit. */
 const LOG_FLUSH_MS = 1000
@@ -22,7 +19,8 @@ export interface GuardedApp {
   fault (error: unknown, lifecycle: RequestLifecycle | null, answer: boolean): void
   /** The user's `onFatal`, bounded by the close. */
   report (error: unknown, lifecycle: RequestLifecycle | null): void
-  close (cause: CloseCause): Promise<void>
+  /** `stopAccepting`: when to close the listener; null for now (see lib/cluster-protocol.ts). */
+  close (cause: CloseCause, stopAccepting: Promise<void> | null): Promise<void>
 }
 
 type FatalOrigin = 'uncaughtException' | 'unhandledRejection' | 'isFatal' | 'shutdown'
@@ -47,30 +45,10 @@ export function flushLog (log: FastifyBaseLogger): Promise<void> {
   })
 }
 
-/**
- * Tells a cluster primary that this worker is closing, before the drain, so
- * it forks the replacement at once (issue 3). A closed channel is not an
- * error here: the primary is gone or already knows.
- */
-function notifyPrimary (cause: CloseCause): void {
-  if (!cluster.isWorker || !process.connected) return
-  // The callback takes a late channel error, which would otherwise be an
-  // 'error' event on process with no listener.
-  attempt(() => process.send?.({ cmd: CLOSING_MESSAGE_CMD, cause, pid: process.pid }, undefined, undefined, () => {}))
-}
-
-function disconnectFromPrimary (): void {
-  if (!cluster.isWorker || !process.connected) return
-  // Not `cluster.worker.disconnect()`: that marks the exit as voluntary
-  // (`exitedAfterDisconnect`), and primaries commonly replace only
-  // involuntary exits.
-  attempt(() => process.disconnect())
-}
-
 /** One app's close; one that fails (even synchronously) must not keep the others open. */
-function closeQuietly (app: GuardedApp, cause: CloseCause): Promise<void> {
+function closeQuietly (app: GuardedApp, cause: CloseCause, stopAccepting: Promise<void> | null): Promise<void> {
   try {
-    return app.close(cause).catch(() => {})
+    return app.close(cause, stopAccepting).catch(() => {})
   } catch {
     return Promise.resolve()
   }
@@ -91,6 +69,13 @@ export class ProcessGuard {
   private errorListenersInstalled = false
   private closing: Promise<void> | null = null
   private exitAfterClose = false
+  /**
+   * In a worker of `startCluster()` a second signal is not an order to exit
+   * at once: Ctrl-C and systemd's default `KillMode=control-group` signal the
+   * worker directly *and* through the primary. The primary escalates
+   * (SIGKILL after its `killTimeout`, or on its own second signal).
+   */
+  primaryEscalates = false
 
   add (app: GuardedApp): void {
     this.apps.add(app)
@@ -138,7 +123,7 @@ export class ProcessGuard {
     attempt(() => (ownLifecycle ?? apps[0])?.log.fatal({ err: error }, message))
     // Stop accepting before answering: a client that reads the 500 must
     // find the listener closed, not win a race with it.
-    if (this.closing === null) attempt(() => this.startClose('fatal'))
+    if (this.closing === null) attempt(() => this.startClose('fatal', ownLifecycle?.reply.request.id))
     for (const app of apps) attempt(() => app.fault(error, app === owner ? ownLifecycle : null, answer))
     for (const app of apps) attempt(() => app.report(error, app === owner ? ownLifecycle : null))
   }
@@ -148,7 +133,7 @@ export class ProcessGuard {
     // Signal listeners exist only while an app is registered.
     const log = ([...this.apps][0] as GuardedApp).log
     if (this.closing !== null) {
-      if (!this.exitAfterClose) return
+      if (!this.exitAfterClose || this.primaryEscalates) return
       log.warn({ signal }, 'second signal while closing: exiting now')
       process.exit(1)
     }
@@ -161,20 +146,25 @@ export class ProcessGuard {
     return this.closing ?? this.startClose('shutdown')
   }
 
-  private startClose (cause: CloseCause): Promise<void> {
+  /** `reqId`: the request whose error is fatal, when it is known. */
+  private startClose (cause: CloseCause, reqId?: string): Promise<void> {
     const apps = [...this.apps]
     this.exitAfterClose = apps.some((app) => app.exit)
-    notifyPrimary(cause)
-    const closing = Promise.all(apps.map((app) => closeQuietly(app, cause)))
+    const stopAccepting = notifyPrimary(cause, reqId)
+    const closing = Promise.all(apps.map((app) => closeQuietly(app, cause, stopAccepting)))
       .then(() => this.closed(apps))
     this.closing = closing
     return closing
   }
 
   private async closed (apps: GuardedApp[]): Promise<void> {
-    disconnectFromPrimary()
     if (this.exitAfterClose) {
-      await Promise.all(apps.map((app) => flushLog(app.log)))
+      await Promise.all([exitHandshake(), ...apps.map((app) => flushLog(app.log))])
+      // Right before the exit, in the same tick: a cluster worker whose
+      // channel closes runs Node's own `process.exit(0)` on the next tick
+      // (lib/internal/cluster/child.js), which would turn the exit code 1
+      // of a crash into 0.
+      disconnectFromPrimary()
       process.exit()
     }
     this.closing = null

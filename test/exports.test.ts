@@ -2,6 +2,7 @@ import { test, type TestContext } from 'node:test'
 import { execFileSync } from 'node:child_process'
 import { join } from 'node:path'
 import * as api from '../lib/index.js'
+import * as cluster from '../lib/cluster.js'
 
 const root = join(__dirname, '..', '..', '..')
 
@@ -40,6 +41,16 @@ test('import from "fastify-hangup" gives the plugin as default and named export'
     console.log([typeof hangup, hangup === fastifyHangup, typeof ClientDisconnectedError].join(' '))
   `])
   t.assert.strictEqual(out, 'function true function')
+})
+
+test('fastify-hangup/cluster: startCluster, the protocol\'s commands and the option error, from require and import', (t: TestContext) => {
+  t.assert.deepStrictEqual(
+    [typeof cluster.startCluster, cluster.CLOSING_MESSAGE_CMD, cluster.STOP_ACCEPTING_CMD, new cluster.InvalidOptionError('a', 'b', 'c').code],
+    ['function', 'fastify-hangup:closing', 'fastify-hangup:stop-accepting', 'FST_HANGUP_INVALID_OPTION']
+  )
+  const line = "[typeof c.startCluster, c.CLOSING_MESSAGE_CMD, c.InvalidOptionError === h.InvalidOptionError].join(' ')"
+  t.assert.strictEqual(run(['-e', `const c = require('fastify-hangup/cluster'); const h = require('fastify-hangup'); console.log(${line})`]), 'function fastify-hangup:closing true')
+  t.assert.strictEqual(run(['--input-type=module', '-e', `import * as c from 'fastify-hangup/cluster'; import * as h from 'fastify-hangup'; console.log(${line})`]), 'function fastify-hangup:closing true')
 })
 
 // The package ships CJS and ESM; an app that ends up with both copies (a

@@ -22,15 +22,10 @@ export interface Exit {
   at: number
 }
 
-export interface FixtureProcess {
+export interface FixtureProcess extends LoggedProcess {
   /** The port of each app, in start order. */
   ports: number[]
   url: string
-  logs: LogLine[]
-  exited: Promise<Exit>
-  /** Resolves with the first line (already seen or to come) that matches; rejects after `timeoutMs`. */
-  waitForLog (match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>
-  kill (signal: NodeJS.Signals): void
 }
 
 export const FATAL = 60
@@ -45,9 +40,36 @@ export const FIXTURE = join(__dirname, '..', 'fixtures', 'fatal-app.js')
  * is still running; every wait is bounded.
  */
 export async function startFixture (t: TestContext, config: FixtureConfig, apps = config.secondApp === true ? 2 : 1): Promise<FixtureProcess> {
-  const child = spawn(process.execPath, [FIXTURE], {
-    env: { ...process.env, HANGUP_FIXTURE: JSON.stringify(config) },
-    stdio: ['ignore', 'pipe', 'pipe']
+  const child = spawnLogged(t, FIXTURE, { HANGUP_FIXTURE: JSON.stringify(config) })
+  const ports: number[] = []
+  for (let i = 0; i < apps; i++) {
+    const line = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at') && !ports.includes(portOf(l)), 10_000)
+    ports.push(portOf(line))
+  }
+  return { ...child, ports, url: `http://127.0.0.1:${ports[0]}` }
+}
+
+/** A child process whose stdout is pino lines; see `startFixture`. */
+export interface LoggedProcess {
+  pid: number
+  logs: LogLine[]
+  exited: Promise<Exit>
+  /** Resolves with the first line (already seen or to come) that matches; rejects after `timeoutMs`. */
+  waitForLog (match: (line: LogLine) => boolean, timeoutMs?: number): Promise<LogLine>
+  kill (signal: NodeJS.Signals): void
+  stderr (): string
+}
+
+/**
+ * Runs `file` with this Node, parses its stdout as JSON lines, and kills it
+ * (SIGKILL; its whole process group when `detached`) when the test ends, if
+ * it is still running.
+ */
+export function spawnLogged (t: TestContext, file: string, env: Record<string, string>, detached = false): LoggedProcess {
+  const child = spawn(process.execPath, [file], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+    detached
   })
   const logs: LogLine[] = []
   const waiters = new Set<() => void>()
@@ -67,7 +89,16 @@ export async function startFixture (t: TestContext, config: FixtureConfig, apps 
     running = false
     for (const wake of waiters) wake()
   }, () => {})
-  t.after(() => { if (running) child.kill('SIGKILL') })
+  t.after(() => {
+    if (!running) return
+    if (detached) {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL')
+      } catch {}
+    } else {
+      child.kill('SIGKILL')
+    }
+  })
 
   function waitForLog (match: (line: LogLine) => boolean, timeoutMs = 5000): Promise<LogLine> {
     return new Promise((resolve, reject) => {
@@ -89,18 +120,13 @@ export async function startFixture (t: TestContext, config: FixtureConfig, apps 
     })
   }
 
-  const ports: number[] = []
-  for (let i = 0; i < apps; i++) {
-    const line = await waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at') && !ports.includes(portOf(l)), 10_000)
-    ports.push(portOf(line))
-  }
   return {
-    ports,
-    url: `http://127.0.0.1:${ports[0]}`,
+    pid: child.pid as number,
     logs,
     exited,
     waitForLog,
-    kill: (signal) => child.kill(signal)
+    kill: (signal) => child.kill(signal),
+    stderr: () => stderr
   }
 }
 

@@ -1,0 +1,346 @@
+import { mkdtempSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { test, type TestContext } from 'node:test'
+import { Agent, Client, request } from 'undici'
+import { RestartBackoff } from '../lib/backoff.js'
+import { startCluster } from '../lib/cluster.js'
+import { BACKOFF_DEFAULTS } from '../lib/cluster-options.js'
+import { within } from './helpers/app.js'
+import { spawnLogged, type LoggedProcess, type LogLine } from './helpers/child.js'
+import type { ClusterFixtureConfig } from './fixtures/cluster-app.js'
+
+/**
+ * Issue 5: fastify-hangup/cluster. Each test runs test/fixtures/cluster-app.js
+ * (a startCluster() primary and its workers) in a child process, with real
+ * sockets, and reads the primary's log lines.
+ */
+
+const FIXTURE = join(__dirname, 'fixtures', 'cluster-app.js')
+
+interface Cluster extends LoggedProcess {
+  port: number
+  /** The primary's lines with this message. */
+  lines (msg: string): LogLine[]
+}
+
+async function runCluster (t: TestContext, config: ClusterFixtureConfig, { detached = false, listening = config.workers ?? 2 } = {}): Promise<Cluster> {
+  const child = spawnLogged(t, FIXTURE, { HANGUP_CLUSTER: JSON.stringify(config) }, detached)
+  const lines = (msg: string): LogLine[] => child.logs.filter((line) => line.msg === msg)
+  if (listening > 0) {
+    await child.waitForLog(() => lines('worker listening').length >= listening, 15_000)
+  }
+  const port = listening > 0 ? lines('worker listening')[0]?.port as number : 0
+  return { ...child, port, lines }
+}
+
+interface Answer {
+  status: number
+  headers: Record<string, string | string[] | undefined>
+  body: { pid: number, worker: number }
+}
+
+async function get (client: Client, path: string): Promise<Answer> {
+  const res = await client.request({ path, method: 'GET' })
+  const text = await res.body.text()
+  return { status: res.statusCode, headers: res.headers, body: text.startsWith('{') ? JSON.parse(text) : text }
+}
+
+function connect (t: TestContext, port: number): Client {
+  const client = new Client(`http://127.0.0.1:${port}`, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 30_000 })
+  t.after(() => client.destroy())
+  return client
+}
+
+/**
+ * A keep-alive connection that the primary handed to `worker`. New
+ * connections go round-robin, so a few tries find it; bounded.
+ */
+async function connectionTo (t: TestContext, port: number, worker: number): Promise<Client> {
+  for (let i = 0; i < 20; i++) {
+    const client = connect(t, port)
+    if ((await get(client, '/pid')).body.worker === worker) return client
+    await client.close()
+  }
+  throw new Error(`no connection reached worker ${worker} in 20 tries`)
+}
+
+function workerIds (c: Cluster, msg: string, field = 'worker'): unknown[] {
+  return c.lines(msg).map((line) => line[field])
+}
+
+function isAlive (pid: number): boolean {
+  try {
+    process.kill(pid, 0)
+    return true
+  } catch {
+    return false
+  }
+}
+
+test('a worker that crashes is replaced while it drains; its in-flight request finishes; SIGTERM stops all and the primary exits 0', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 2 })
+  t.assert.deepStrictEqual(workerIds(c, 'worker forked'), [1, 2])
+
+  const slowClient = connect(t, c.port)
+  const target = (await get(slowClient, '/pid')).body.worker
+  const slow = get(slowClient, '/work?ms=800')
+  const crashClient = await connectionTo(t, c.port, target)
+  const crashed = await get(crashClient, '/crash')
+  t.assert.strictEqual(crashed.status, 500)
+
+  const answer = await slow
+  t.assert.strictEqual(answer.status, 200, 'the other request on the crashing worker finishes')
+  t.assert.strictEqual(answer.body.worker, target)
+  t.assert.strictEqual(answer.headers.connection, 'close')
+
+  const exited = await c.waitForLog((line) => line.msg === 'worker exited' && line.worker === target)
+  t.assert.strictEqual(exited.cause, 'fatal')
+  t.assert.strictEqual(exited.code, 1)
+  t.assert.strictEqual(exited.level, 40)
+  const closing = c.logs.findIndex((line) => line.msg === 'worker closing' && line.worker === target)
+  const forked = c.logs.findIndex((line) => line.msg === 'worker forked' && line.replaces === target)
+  t.assert.ok(closing !== -1 && forked > closing, 'the replacement is forked when the worker starts closing')
+  t.assert.ok(forked < c.logs.indexOf(exited), 'the replacement is forked before the crashed worker exits')
+  t.assert.strictEqual(c.logs[closing]?.cause, 'fatal')
+
+  const ready = await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === target)
+  t.assert.strictEqual(typeof ready.restartMs, 'number')
+  t.assert.ok((ready.restartMs as number) >= 0)
+
+  // The new worker takes connections.
+  await connectionTo(t, c.port, ready.worker as number)
+
+  // Stop: forwarded, drained, not replaced.
+  const inFlight = get(connect(t, c.port), '/work?ms=500')
+  await c.waitForLog((line) => line.msg === 'incoming request' && (line.req as { url?: string }).url === '/work?ms=500')
+  const forksBefore = c.lines('worker forked').length
+  c.kill('SIGTERM')
+  t.assert.strictEqual((await inFlight).status, 200)
+  const exit = await within(c.exited, 5000, 'the primary to exit')
+  t.assert.strictEqual(exit.code, 0)
+  t.assert.strictEqual(c.lines('worker forked').length, forksBefore, 'no worker is forked during a stop')
+  const stopExits = c.lines('worker exited').slice(-2)
+  t.assert.deepStrictEqual(stopExits.map((line) => [line.cause, line.code, line.level]), [['signal', 0, 30], ['signal', 0, 30]])
+  const last = c.logs.at(-1) as LogLine
+  t.assert.strictEqual(last.msg, 'all workers exited: primary exiting')
+  t.assert.deepStrictEqual(last.exits, { fatal: 1, signal: 2 })
+})
+
+test('one worker: while its replacement starts, the crashed worker keeps accepting (Connection: close), so no connection is refused', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 1 })
+  const agent = new Agent({ keepAliveTimeout: 30_000 })
+  t.after(() => agent.destroy())
+  const url = `http://127.0.0.1:${c.port}`
+  let replaced = false
+  const answers: Array<{ status: number | string, worker?: number, connection?: string }> = []
+  async function loop (): Promise<void> {
+    // Bounded: until the replacement listens (or 10 s), then 200 ms more.
+    const deadline = performance.now() + 10_000
+    let after = Infinity
+    while (performance.now() < Math.min(deadline, after)) {
+      try {
+        const res = await request(`${url}/pid`, { dispatcher: agent })
+        const body = await res.body.json() as { worker: number }
+        answers.push({ status: res.statusCode, worker: body.worker, connection: res.headers.connection as string })
+      } catch (error) {
+        answers.push({ status: (error as { code?: string }).code ?? 'error' })
+      }
+      if (replaced && after === Infinity) after = performance.now() + 200
+    }
+  }
+  const load = Promise.all([loop(), loop(), loop()])
+  await c.waitForLog(() => answers.length > 20)
+  const crashed = await get(connect(t, c.port), '/crash')
+  t.assert.strictEqual(crashed.status, 500)
+  await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === 1)
+  replaced = true
+  await within(load, 12_000, 'the load to end')
+  t.assert.deepStrictEqual(answers.filter((a) => a.status !== 200), [], 'every request answered 200')
+  const started = c.logs.find((line) => line.msg === 'graceful close started')
+  t.assert.strictEqual(started?.holdListener, true, 'the worker held its listener')
+  t.assert.ok(answers.some((a) => a.worker === 1 && a.connection === 'close'), 'the crashed worker served during the restart, closing each connection')
+  t.assert.ok(answers.some((a) => a.worker === 2), 'the replacement took over')
+  c.kill('SIGTERM')
+  t.assert.strictEqual((await within(c.exited, 5000, 'the primary to exit')).code, 0)
+})
+
+test('workers that exit on their own are replaced: shutdown() (exit 0), process.exit(3), a disconnect; the handle reports stats and stops', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 2, backoff: { minUptime: 0 } })
+  const shut = await get(connect(t, c.port), '/shutdown')
+  const shutExit = await c.waitForLog((line) => line.msg === 'worker exited' && line.worker === shut.body.worker)
+  t.assert.deepStrictEqual([shutExit.cause, shutExit.code, shutExit.level], ['shutdown', 0, 30])
+  await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === shut.body.worker)
+
+  const exited = await get(connect(t, c.port), '/exit?code=3')
+  const crashExit = await c.waitForLog((line) => line.msg === 'worker exited' && line.worker === exited.body.worker)
+  t.assert.deepStrictEqual([crashExit.cause, crashExit.code, crashExit.level], ['crash', 3, 40])
+  await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === exited.body.worker)
+
+  const gone = await get(connect(t, c.port), '/disconnect')
+  const goneExit = await c.waitForLog((line) => line.msg === 'worker exited' && line.worker === gone.body.worker)
+  t.assert.deepStrictEqual([goneExit.cause, goneExit.code], ['exit', 0])
+  await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === gone.body.worker)
+
+  c.kill('SIGHUP')
+  const stats = (await c.waitForLog((line) => line.msg === 'fixture stats')).stats as Record<string, unknown>
+  t.assert.strictEqual(stats.workers, 2)
+  t.assert.strictEqual(stats.forks, 5)
+  t.assert.deepStrictEqual(stats.exits, { shutdown: 1, crash: 1, exit: 1 })
+  t.assert.strictEqual(typeof stats.lastRestartMs, 'number')
+  t.assert.strictEqual(stats.stopping, false)
+  const exit = await within(c.exited, 5000, 'the primary to exit')
+  t.assert.strictEqual(exit.code, 0)
+  t.assert.deepStrictEqual(c.lines('worker exited').slice(-2).map((line) => line.cause), ['signal', 'signal'])
+})
+
+test('a crash loop: re-forks wait 0, initial, 2 × initial …; a worker that stays up ends the streak', async (t: TestContext) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hangup-cluster-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const c = await runCluster(t, {
+    workers: 1,
+    counterFile: join(dir, 'starts'),
+    failStarts: [1, 2, 3, 5, 6],
+    backoff: { minUptime: 300, initial: 100, max: 150 }
+  }, { listening: 0 })
+
+  const first = await c.waitForLog((line) => line.msg === 'worker listening', 10_000)
+  t.assert.strictEqual(first.worker, 4)
+  t.assert.deepStrictEqual(c.lines('worker exited').map((line) => line.cause), ['start-failed', 'start-failed', 'start-failed'])
+  // Start 1's death is the first young one: at once. Then 100, then 150 (200 capped at max).
+  t.assert.deepStrictEqual(c.lines('crash loop: replacement delayed').map((line) => [line.worker, line.delay]), [[2, 100], [3, 150]])
+  const forkTime = (worker: number): number => c.lines('worker forked').find((line) => line.worker === worker)?.time as number
+  const exitTime = (worker: number): number => c.lines('worker exited').find((line) => line.worker === worker)?.time as number
+  t.assert.ok(forkTime(3) - exitTime(2) >= 95, 'the delay is kept')
+  t.assert.ok(forkTime(4) - exitTime(3) >= 145, 'the delay is kept')
+  t.assert.ok(forkTime(2) - exitTime(1) < 95, 'the first young death is replaced at once')
+
+  // Worker 4 stays up for minUptime: the streak ends.
+  await c.waitForLog((line) => line.msg === 'crash loop over: a worker stayed up' && line.worker === 4)
+  await get(connect(t, first.port as number), '/exit?code=1')
+  await c.waitForLog((line) => line.msg === 'worker listening' && line.worker === 7, 10_000)
+  // Worker 4 died old (no delay), 5 young (first: none), 6 young (second: initial again, not max).
+  t.assert.deepStrictEqual(c.lines('crash loop: replacement delayed').map((line) => [line.worker, line.delay]), [[2, 100], [3, 150], [6, 100]])
+  // The stderr of a worker whose start failed says why.
+  const failed = c.logs.filter((line) => line.msg === 'worker start failed: exiting')
+  t.assert.strictEqual(failed.length, 5)
+  t.assert.strictEqual((failed[0]?.err as { message?: string }).message, 'start 1 fails')
+  c.kill('SIGTERM')
+  t.assert.strictEqual((await within(c.exited, 5000, 'the primary to exit')).code, 0)
+})
+
+test('a worker that overstays killTimeout gets SIGKILL and the primary exits 1', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 1, ignoreSignals: true, killTimeout: 300 })
+  const signalled = performance.now()
+  c.kill('SIGTERM')
+  const overstayed = await c.waitForLog((line) => line.msg === 'worker overstayed killTimeout: SIGKILL')
+  t.assert.strictEqual(overstayed.level, 50)
+  const exited = await c.waitForLog((line) => line.msg === 'worker exited')
+  t.assert.deepStrictEqual([exited.cause, exited.signal, exited.level], ['kill-timeout', 'SIGKILL', 40])
+  const exit = await within(c.exited, 5000, 'the primary to exit')
+  t.assert.strictEqual(exit.code, 1)
+  t.assert.ok(exit.at - signalled >= 290, 'not before killTimeout')
+})
+
+test('a second signal to the primary while stopping kills every worker and exits 1 at once', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 2, ignoreSignals: true, killTimeout: 60_000 })
+  const pids = c.lines('worker forked').map((line) => line.workerPid as number)
+  c.kill('SIGTERM')
+  await c.waitForLog((line) => line.msg === 'signal received: stopping the workers')
+  c.kill('SIGINT')
+  const exit = await within(c.exited, 5000, 'the primary to exit')
+  t.assert.strictEqual(exit.code, 1)
+  t.assert.strictEqual(c.lines('second signal while stopping: SIGKILL to every worker').length, 1)
+  const deadline = performance.now() + 5000
+  while (pids.some(isAlive) && performance.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20))
+  t.assert.deepStrictEqual(pids.filter(isAlive), [], 'no worker outlives the primary')
+})
+
+test('a signal to the whole process group (Ctrl-C, systemd KillMode=control-group) is one stop: in-flight requests finish, every exit is 0', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 2 }, { detached: true })
+  const inFlight = [get(connect(t, c.port), '/work?ms=700'), get(connect(t, c.port), '/work?ms=700')]
+  await c.waitForLog(() => c.logs.filter((line) => line.msg === 'incoming request').length >= 2)
+  process.kill(-c.pid, 'SIGTERM')
+  const answers = await Promise.all(inFlight)
+  t.assert.deepStrictEqual(answers.map((a) => a.status), [200, 200])
+  t.assert.notStrictEqual(answers[0]?.body.worker, answers[1]?.body.worker, 'one request on each worker')
+  const exit = await within(c.exited, 5000, 'the primary to exit')
+  t.assert.strictEqual(exit.code, 0)
+  t.assert.deepStrictEqual(c.lines('worker exited').map((line) => line.code), [0, 0])
+  t.assert.strictEqual(c.logs.filter((line) => line.msg === 'second signal while closing: exiting now').length, 0)
+})
+
+test('the supervisor leaves alone what it did not fork: an application\'s own worker, its second server, its own messages; it logs through the given logger', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 1, extraWorker: true, secondServer: true, customLogger: true })
+  const extra = await c.waitForLog((line) => line.msg === 'extra worker exited')
+  t.assert.strictEqual(extra.code, 0)
+  const supervisorLines = c.logs.filter((line) => line.custom === true)
+  t.assert.deepStrictEqual(supervisorLines.map((line) => [line.msg, line.worker]), [['worker forked', 1], ['worker listening', 1]], 'one line per event of its own worker, none of the other')
+  t.assert.strictEqual((await get(connect(t, c.port), '/pid')).body.worker, 1)
+  c.kill('SIGHUP')
+  const stats = (await c.waitForLog((line) => line.msg === 'fixture stats')).stats as Record<string, unknown>
+  t.assert.deepStrictEqual([stats.workers, stats.forks, stats.exits], [1, 1, {}])
+  t.assert.strictEqual((await within(c.exited, 5000, 'the primary to exit')).code, 0)
+})
+
+test('a stop during a crash-loop delay forks nothing more and exits at once', async (t: TestContext) => {
+  const dir = mkdtempSync(join(tmpdir(), 'hangup-cluster-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  const c = await runCluster(t, {
+    workers: 1,
+    counterFile: join(dir, 'starts'),
+    failStarts: Array.from({ length: 10 }, (_, i) => i + 1),
+    backoff: { initial: 60_000, max: 60_000 }
+  }, { listening: 0 })
+  await c.waitForLog((line) => line.msg === 'crash loop: replacement delayed', 10_000)
+  const forks = c.lines('worker forked').length
+  const signalled = performance.now()
+  c.kill('SIGTERM')
+  const exit = await within(c.exited, 5000, 'the primary to exit')
+  t.assert.strictEqual(exit.code, 0)
+  t.assert.ok(exit.at - signalled < 2000, 'the delay does not hold the stop')
+  t.assert.strictEqual(c.lines('worker forked').length, forks)
+})
+
+test('startCluster rejects invalid options with FST_HANGUP_INVALID_OPTION naming the option', async (t: TestContext) => {
+  const start = (): void => {}
+  const cases: Array<[unknown, string]> = [
+    [undefined, 'options'],
+    [{}, 'start'],
+    [{ start: 'app.js' }, 'start'],
+    [{ start, workers: 0 }, 'workers'],
+    [{ start, workers: 1.5 }, 'workers'],
+    [{ start, workers: '2' }, 'workers'],
+    [{ start, workers: 5000 }, 'workers'],
+    [{ start, logger: console.log }, 'logger'],
+    [{ start, logger: { info () {}, warn () {} } }, 'logger'],
+    [{ start, killTimeout: -1 }, 'killTimeout'],
+    [{ start, killTimeout: 2 ** 31 }, 'killTimeout'],
+    [{ start, backoff: [] }, 'backoff'],
+    [{ start, backoff: null }, 'backoff'],
+    [{ start, backoff: { minUptime: '1s' } }, 'backoff.minUptime'],
+    [{ start, backoff: { initial: 0 } }, 'backoff.initial'],
+    [{ start, backoff: { initial: 500, max: 100 } }, 'backoff.max']
+  ]
+  for (const [options, name] of cases) {
+    await t.assert.rejects(startCluster(options as Parameters<typeof startCluster>[0]), (error: Error & { code?: string }) => {
+      t.assert.strictEqual(error.code, 'FST_HANGUP_INVALID_OPTION')
+      t.assert.ok(error.message.includes(`option "${name}"`), `${error.message} names ${name}`)
+      return true
+    })
+  }
+})
+
+test('RestartBackoff: young deaths double the delay from the second one, capped; an old death or a healthy worker resets', (t: TestContext) => {
+  const backoff = new RestartBackoff({ minUptime: 1000, initial: 100, max: 1000 })
+  t.assert.deepStrictEqual([null, 10, 999, 0, null, null].map((listened) => backoff.delayAfter(listened)), [0, 100, 200, 400, 800, 1000])
+  t.assert.strictEqual(backoff.youngDeaths, 6)
+  t.assert.strictEqual(backoff.delayAfter(1000), 0, 'a worker that lived minUptime ends the streak')
+  t.assert.strictEqual(backoff.youngDeaths, 0)
+  t.assert.deepStrictEqual([backoff.delayAfter(null), backoff.delayAfter(null)], [0, 100])
+  backoff.healthy()
+  t.assert.strictEqual(backoff.delayAfter(null), 0)
+  for (let i = 0; i < 5000; i++) backoff.delayAfter(null)
+  t.assert.strictEqual(backoff.delayAfter(null), 1000, 'a long streak stays at max')
+  t.assert.strictEqual(new RestartBackoff(BACKOFF_DEFAULTS).minUptime, 1000)
+})
