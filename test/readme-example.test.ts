@@ -25,13 +25,24 @@ interface Example {
  * name: the built package) on port 0, and waits until it listens. The child
  * is killed when the test ends.
  */
-async function startExample (t: TestContext, file: string, env: Record<string, string> = {}): Promise<Example> {
+async function startExample (t: TestContext, file: string, env: Record<string, string> = {}, { kill = 'child' } = {}): Promise<Example> {
   const child = spawn(process.execPath, [join(root, 'examples', file)], {
     cwd: root,
     env: { ...process.env, PORT: '0', ...env },
-    stdio: ['ignore', 'pipe', 'pipe']
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // A cluster's workers are killed with their primary's group.
+    detached: kill === 'group'
   })
-  t.after(() => { child.kill('SIGKILL') })
+  t.after(() => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    if (kill === 'group') {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL')
+      } catch {}
+    } else {
+      child.kill('SIGKILL')
+    }
+  })
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   const exited = once(child, 'exit') as Promise<[number | null]>
@@ -103,4 +114,43 @@ test('the README autoBind example: a repository call made with no signal stops w
   socket.destroy()
   const record = await slow.closed(1, 3000)
   t.assert.strictEqual(record.closedEarly, true)
+})
+
+// examples/cluster.mjs is the README's cluster recipe, run as pasted.
+test('the README cluster example: two workers; a crash is answered 500 and replaced; SIGTERM stops all, exit 0', async (t: TestContext) => {
+  const { port, lines, exited } = await startExample(t, 'cluster.mjs', {}, { kill: 'group' })
+  await until(() => lines.filter((line) => line.includes('"msg":"worker listening"')).length === 2, 'both workers to listen', 10_000)
+  const base = `http://127.0.0.1:${port}`
+  t.assert.strictEqual((await request(`${base}/ready`)).statusCode, 200)
+  const slow = request(`${base}/slow`)
+  const crashed = await request(`${base}/crash`, { reset: true })
+  t.assert.strictEqual(crashed.statusCode, 500)
+  await until(() => lines.some((line) => line.includes('"msg":"worker listening"') && line.includes('"replaces"')), 'the replacement to listen', 10_000)
+  t.assert.strictEqual((await slow).statusCode, 200)
+  t.assert.strictEqual((await request(`${base}/`)).statusCode, 200)
+  process.kill(primaryPid(lines), 'SIGTERM')
+  const [code] = await within(exited, 5000, 'the cluster to exit')
+  t.assert.strictEqual(code, 0)
+})
+
+/** The primary's pid: the first line the supervisor logs is its own. */
+function primaryPid (lines: string[]): number {
+  return (JSON.parse(lines.find((line) => line.includes('"msg":"worker forked"')) as string) as { pid: number }).pid
+}
+
+// `npm run demo:crash`: it prints what the clients got; the test reads it.
+test('npm run demo:crash: three crashes under load, each answered 500, each worker replaced, nothing lost, exit 0', { timeout: 40_000 }, async (t: TestContext) => {
+  const child = spawn(process.execPath, [join(root, 'examples', 'demo-crash.js')], { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] })
+  t.after(() => { child.kill('SIGKILL') })
+  let out = ''
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => { out += chunk })
+  const [code] = await within(once(child, 'exit') as Promise<[number | null]>, 30_000, 'the demo to end')
+  t.assert.strictEqual(code, 0, out)
+  const answered = Number(/answered: (\d+)/.exec(out)?.[1])
+  const lost = Number(/lost: (\d+)/.exec(out)?.[1])
+  t.assert.ok(answered > 500, out)
+  t.assert.ok(lost <= answered / 1000, `lost ${lost} of ${answered}: a loss is a client racing a close, bounded like the reliability test's`)
+  t.assert.match(out, /crashing requests: 500, 500, 500 /)
+  t.assert.match(out, /workers forked: 5 /)
+  t.assert.match(out, /all workers exited: the primary exits 0/)
 })
