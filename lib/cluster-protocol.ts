@@ -6,9 +6,10 @@ import type { CloseCause } from './graceful-close.js'
  * The messages between a cluster worker's plugin and the primary of
  * `startCluster()` (issue 5).
  *
- * worker → primary, as its close starts: `{ cmd: CLOSING_MESSAGE_CMD, cause, pid, reqId? }`,
+ * worker → primary, as its close starts: `{ cmd: CLOSING_MESSAGE_CMD, cause, pid, reqId?, gracePeriod }`,
  * so the primary forks the replacement during the drain (any primary can use
- * it). `reqId`: the request whose error was fatal, when it is known.
+ * it). `reqId`: the request whose error was fatal, when it is known;
+ * `gracePeriod`: the longest of the worker's apps.
  *
  * primary → worker: `{ cmd: STOP_ACCEPTING_CMD }` once another worker listens.
  * In Node's round-robin cluster the primary closes the shared listening
@@ -78,12 +79,12 @@ export function exitHandshake (): Promise<void> {
  * accepting: null for now; a promise under a `startCluster()` primary. A
  * closed channel is not an error here: the primary is gone or already knows.
  */
-export function notifyPrimary (cause: CloseCause, reqId?: string): Promise<void> | null {
+export function notifyPrimary (cause: CloseCause, reqId: string | undefined, gracePeriod: number): Promise<void> | null {
   if (!cluster.isWorker || !process.connected) return null
   const hold = underStartCluster() ? primaryCommand(STOP_ACCEPTING_CMD) : null
   // The callback takes a late channel error, which would otherwise be an
   // 'error' event on process with no listener.
-  attempt(() => process.send?.({ cmd: CLOSING_MESSAGE_CMD, cause, pid: process.pid, reqId }, undefined, undefined, () => {}))
+  attempt(() => process.send?.({ cmd: CLOSING_MESSAGE_CMD, cause, pid: process.pid, reqId, gracePeriod }, undefined, undefined, () => {}))
   return hold
 }
 

@@ -10,6 +10,7 @@ import type { Counters } from './stats.js'
 export class FatalApp implements GuardedApp {
   readonly exit: boolean
   readonly signals: readonly NodeJS.Signals[]
+  readonly gracePeriod: number
 
   constructor (
     private readonly options: ResolvedFatalOptions,
@@ -19,6 +20,7 @@ export class FatalApp implements GuardedApp {
   ) {
     this.exit = options.exit
     this.signals = options.signals
+    this.gracePeriod = options.gracePeriod
   }
 
   owns (lifecycle: RequestLifecycle): boolean {

@@ -12,6 +12,7 @@ const LOG_FLUSH_MS = 1000
 export interface GuardedApp {
   readonly exit: boolean
   readonly signals: readonly NodeJS.Signals[]
+  readonly gracePeriod: number
   readonly log: FastifyBaseLogger
   /** True when the request belongs to this app. */
   owns (lifecycle: RequestLifecycle): boolean
@@ -150,7 +151,7 @@ export class ProcessGuard {
   private startClose (cause: CloseCause, reqId?: string): Promise<void> {
     const apps = [...this.apps]
     this.exitAfterClose = apps.some((app) => app.exit)
-    const stopAccepting = notifyPrimary(cause, reqId)
+    const stopAccepting = notifyPrimary(cause, reqId, Math.max(...apps.map((app) => app.gracePeriod)))
     const closing = Promise.all(apps.map((app) => closeQuietly(app, cause, stopAccepting)))
       .then(() => this.closed(apps))
     this.closing = closing

@@ -59,7 +59,12 @@ interface ClosingMessage {
   cause: CloseCause
   /** The request whose error was fatal, when the worker knows it. */
   reqId?: string
+  /** The worker's `fatal.gracePeriod` (absent from a worker of an older version). */
+  gracePeriod?: number
 }
+
+/** What a worker's close takes past its grace period at most: the deadline's 0.5 s and the log flush's 1 s. */
+const CLOSE_OVERHEAD_MS = 1500
 
 function isClosingMessage (message: unknown): message is ClosingMessage {
   return isCommand(message, CLOSING_MESSAGE_CMD)
@@ -80,6 +85,7 @@ export class Supervisor implements ClusterSupervisor {
   private forks = 0
   private readonly exits: Partial<Record<ExitCause, number>> = {}
   private lastRestartMs: number | null = null
+  private warnedKillTimeout = false
   private stopSignal: StopSignal | null = null
   /** False once a worker had to be killed, or exited non-zero, during the stop. */
   private cleanStop = true
@@ -183,8 +189,17 @@ export class Supervisor implements ClusterSupervisor {
     t.crashedByRequest = message.cause === 'fatal' && typeof message.reqId === 'string'
     t.holdsListener = true
     this.log.info({ worker: worker.id, workerPid: worker.process.pid, cause: message.cause, reqId: message.reqId }, 'worker closing')
+    this.checkKillTimeout(message.gracePeriod)
     this.retire(t)
     this.releaseListeners()
+  }
+
+  /** Once: a killTimeout shorter than a worker's drain cuts that drain. */
+  private checkKillTimeout (gracePeriod: number | undefined): void {
+    // Without gracePeriod (a worker of an older version), NaN: no warning.
+    if (this.warnedKillTimeout || !(Number(gracePeriod) + CLOSE_OVERHEAD_MS > this.options.killTimeout)) return
+    this.warnedKillTimeout = true
+    this.log.warn({ killTimeout: this.options.killTimeout, gracePeriod }, 'killTimeout is shorter than the workers\' fatal.gracePeriod + 1.5 s: a drain may be cut by SIGKILL')
   }
 
   private readonly onListening = (worker: Worker, address: Address): void => {

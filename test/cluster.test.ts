@@ -122,6 +122,7 @@ test('a worker that crashes is replaced while it drains; its in-flight request f
   t.assert.strictEqual(c.lines('worker forked').length, forksBefore, 'no worker is forked during a stop')
   const stopExits = c.lines('worker exited').slice(-2)
   t.assert.deepStrictEqual(stopExits.map((line) => [line.cause, line.code, line.level]), [['signal', 0, 30], ['signal', 0, 30]])
+  t.assert.strictEqual(c.logs.filter((line) => String(line.msg).startsWith('killTimeout is shorter')).length, 0, 'the defaults fit: 15 s > 3 s + 1.5 s')
   const last = c.logs.at(-1) as LogLine
   t.assert.strictEqual(last.msg, 'all workers exited: primary exiting')
   t.assert.deepStrictEqual(last.exits, { fatal: 1, signal: 2 })
@@ -225,6 +226,19 @@ test('a crash loop: re-forks wait 0, initial, 2 × initial …; a worker that st
   const failed = c.logs.filter((line) => line.msg === 'worker start failed: exiting')
   t.assert.strictEqual(failed.length, 5)
   t.assert.strictEqual((failed[0]?.err as { message?: string }).message, 'start 1 fails')
+  c.kill('SIGTERM')
+  t.assert.strictEqual((await within(c.exited, 5000, 'the primary to exit')).code, 0)
+})
+
+test('a killTimeout shorter than the workers\' gracePeriod + 1.5 s is reported once', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 2, gracePeriod: 3000, killTimeout: 4000 })
+  for (let i = 0; i < 2; i++) {
+    const before = c.lines('worker exited').length
+    t.assert.strictEqual((await get(connect(t, c.port), '/crash')).status, 500)
+    await c.waitForLog(() => c.lines('worker exited').length > before)
+  }
+  const warnings = c.lines('killTimeout is shorter than the workers\' fatal.gracePeriod + 1.5 s: a drain may be cut by SIGKILL')
+  t.assert.deepStrictEqual(warnings.map((line) => [line.level, line.killTimeout, line.gracePeriod]), [[40, 4000, 3000]])
   c.kill('SIGTERM')
   t.assert.strictEqual((await within(c.exited, 5000, 'the primary to exit')).code, 0)
 })

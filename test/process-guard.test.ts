@@ -28,6 +28,7 @@ function fakeApp (broken: boolean, name = 'app'): FakeApp {
   return {
     calls,
     exit: false,
+    gracePeriod: 1000,
     signals: ['SIGHUP'],
     log: log as never,
     owns: () => false,
