@@ -8,6 +8,15 @@ import type { RequestLifecycle } from './lifecycle.js'
 /** The longest wait for the loggers to flush before the exit. */
 const LOG_FLUSH_MS = 1000
 
+/**
+ * A second stop signal this soon after the first is the same stop delivered
+ * twice, not an operator's "exit now": a terminal's Ctrl-C and systemd's
+ * default KillMode=control-group signal every process of the group, and a
+ * parent in that group forwards its own copy (npm run, pm2 about 30 ms
+ * later: issue 5). A person pressing Ctrl-C twice is slower than this.
+ */
+export const DUPLICATE_SIGNAL_MS = 500
+
 /** What the process guard needs of one registered app (lib/fatal-app.ts). */
 export interface GuardedApp {
   readonly exit: boolean
@@ -33,13 +42,45 @@ const MESSAGES: Record<FatalOrigin, string> = {
   shutdown: 'shutdown with an error: closing gracefully'
 }
 
+/** A writable with no `flush()`. */
+interface PlainStream {
+  write (chunk: string, callback: () => void): unknown
+  flush?: unknown
+}
+
+/**
+ * pino's destination, kept under a symbol pino does not export (found by its
+ * description, on the logger or the parent a child logger inherits from).
+ */
+function pinoStream (log: object): PlainStream | undefined {
+  for (let target: object | null = log; target !== null; target = Object.getPrototypeOf(target) as object | null) {
+    const slot = Object.getOwnPropertySymbols(target).find((symbol) => symbol.description === 'pino.stream')
+    if (slot !== undefined) return (target as Record<symbol, PlainStream | undefined>)[slot]
+  }
+  return undefined
+}
+
+/**
+ * Waits (at most LOG_FLUSH_MS) for the log lines written so far. pino's
+ * `flush()` flushes its own destination, and calls back at once for a stream
+ * without `flush()`: pino writes to `process.stdout` itself when something
+ * replaced its `write`, as pm2's cluster mode does with an asynchronous file
+ * stream (issue 5: the close's last lines were lost in 10 of 10 stops). An
+ * empty write's callback comes after the writes queued before it.
+ */
 export function flushLog (log: FastifyBaseLogger): Promise<void> {
   const flush = (log as { flush?: (callback: (error?: Error) => void) => void }).flush
-  if (typeof flush !== 'function') return Promise.resolve()
+  const stream = pinoStream(log)
+  const plain = stream !== undefined && typeof stream.flush !== 'function' && typeof stream.write === 'function'
+  if (typeof flush !== 'function' && !plain) return Promise.resolve()
   return new Promise((resolve) => {
     setTimeout(resolve, LOG_FLUSH_MS).unref()
     try {
-      flush.call(log, () => resolve())
+      if (plain) {
+        (stream as PlainStream).write('', () => resolve())
+      } else {
+        (flush as (callback: () => void) => void).call(log, () => resolve())
+      }
     } catch {
       resolve()
     }
@@ -77,6 +118,8 @@ export class ProcessGuard {
    * (SIGKILL after its `killTimeout`, or on its own second signal).
    */
   primaryEscalates = false
+  /** When the first stop signal came (performance.now()). */
+  private signalledAt = -Infinity
 
   add (app: GuardedApp): void {
     this.apps.add(app)
@@ -135,10 +178,15 @@ export class ProcessGuard {
     const log = ([...this.apps][0] as GuardedApp).log
     if (this.closing !== null) {
       if (!this.exitAfterClose || this.primaryEscalates) return
+      if (performance.now() - this.signalledAt < DUPLICATE_SIGNAL_MS) {
+        log.info({ signal }, 'signal received again at once: the same stop, delivered twice')
+        return
+      }
       log.warn({ signal }, 'second signal while closing: exiting now')
       process.exit(1)
     }
     log.info({ signal }, 'signal received: closing gracefully')
+    this.signalledAt = performance.now()
     this.startClose('signal')
   }
 

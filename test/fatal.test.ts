@@ -4,6 +4,8 @@ import net from 'node:net'
 import { test, type TestContext } from 'node:test'
 import http2 from 'node:http2'
 import { Client } from 'undici'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { DUPLICATE_SIGNAL_MS } from '../lib/process-guard.js'
 import { until, within } from './helpers/app.js'
 import { ERROR, FATAL, FIXTURE, genericBody, startFixture, WARN, type FixtureProcess, type LogLine } from './helpers/child.js'
 import { startUpstream } from './helpers/upstream.js'
@@ -184,12 +186,40 @@ test('a second SIGTERM while draining exits at once', async (t: TestContext) => 
   await child.waitForLog(incoming('/slow?ms=5000'))
   child.kill('SIGTERM')
   await child.waitForLog((line) => line.msg === 'graceful close started')
+  // Later than a duplicate delivery of the first (DUPLICATE_SIGNAL_MS).
+  await sleep(DUPLICATE_SIGNAL_MS + 100)
   const sentAt = performance.now()
   child.kill('SIGTERM')
   const exit = await within(child.exited, 2000, 'exit after the second signal')
   t.assert.strictEqual(exit.code, 1)
   t.assert.ok(exit.at - sentAt < 1000)
   t.assert.ok(await slow instanceof Error)
+})
+
+test('the same signal twice at once (a process group\'s Ctrl-C plus a parent\'s forwarded copy: npm, pm2) is one stop: the drain finishes, exit 0', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 10_000 } })
+  const slow = get(connect(t, child.url), '/slow?ms=700')
+  await child.waitForLog(incoming('/slow?ms=700'))
+  child.kill('SIGINT')
+  // Two kill()s in a row would reach the child as one (the kernel does not
+  // queue a pending signal twice); the forwarded copy comes a moment later.
+  await child.waitForLog((line) => line.msg === 'graceful close started')
+  child.kill('SIGINT')
+  t.assert.strictEqual((await slow).status, 200)
+  const exit = await within(child.exited, 3000, 'the child to exit')
+  t.assert.strictEqual(exit.code, 0)
+  t.assert.strictEqual(child.logs.filter((line) => line.msg === 'signal received again at once: the same stop, delivered twice').length, 1)
+  t.assert.deepStrictEqual(loudLines(child), [])
+})
+
+test('a log stream without flush() (pm2 makes process.stdout asynchronous): every line is written before the exit', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: 3000 }, asyncStdout: true })
+  t.assert.strictEqual((await get(connect(t, child.url), '/crash/timer')).status, 500)
+  t.assert.strictEqual((await within(child.exited, 3000, 'the child to exit')).code, 1)
+  const messages = child.logs.map((line) => line.msg)
+  for (const msg of ['uncaught exception: closing gracefully', 'graceful close started', 'app closed']) {
+    t.assert.ok(messages.includes(msg), `"${msg}" was written; got ${JSON.stringify(messages)}`)
+  }
 })
 
 test('at the grace deadline a straggler\'s signal aborts with FST_HANGUP_SERVER_CLOSING, its upstream sees the close, it gets 503', async (t: TestContext) => {
@@ -365,6 +395,8 @@ test('in a cluster worker: the primary hears of the close before the drain, then
   const events: string[] = []
   worker.on('message', (message: { cmd?: string, cause?: string }) => events.push(`message ${message.cmd ?? ''} ${message.cause ?? ''}`))
   worker.on('disconnect', () => events.push('disconnect'))
+  // The exit round trip through a primary that is not startCluster's: a throwaway listen.
+  worker.on('listening', (address: { port: number }) => { if (port !== 0 && address.port !== port) events.push('probe listen') })
   const exited = once(worker, 'exit') as Promise<[number, string | null]>
   let port = 0
   let output = ''
@@ -381,6 +413,6 @@ test('in a cluster worker: the primary hears of the close before the drain, then
   t.assert.strictEqual((await slow).status, 200)
   const [code] = await within(exited, 3000, 'the worker to exit')
   t.assert.strictEqual(code, 1)
-  t.assert.deepStrictEqual(events, ['message fastify-hangup:closing fatal', 'disconnect'])
+  t.assert.deepStrictEqual(events, ['message fastify-hangup:closing fatal', 'probe listen', 'disconnect'])
   t.assert.strictEqual(worker.exitedAfterDisconnect, false, 'a crash is not a voluntary exit: a primary replaces it')
 })
