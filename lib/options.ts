@@ -51,7 +51,8 @@ export interface FatalOptions {
    */
   gracePeriod?: number
   /**
-   * Signals that start a graceful close (exit code 0). A second one exits at once.
+   * Signals that start a graceful close (exit code 0). A second one exits at
+   * once, unless within 500 ms of the first (the same stop delivered twice).
    * @default ['SIGINT', 'SIGTERM']
    */
   signals?: NodeJS.Signals[]
