@@ -166,6 +166,22 @@ test('one worker: while its replacement starts, the crashed worker keeps accepti
   t.assert.strictEqual((await within(c.exited, 5000, 'the primary to exit')).code, 0)
 })
 
+test('a stop while a crashed worker drains: no replacement for it, its exit 1 is the crash\'s, the primary exits 0', async (t: TestContext) => {
+  const c = await runCluster(t, { workers: 2 })
+  const slowClient = connect(t, c.port)
+  const target = (await get(slowClient, '/pid')).body.worker
+  const slow = get(slowClient, '/work?ms=800')
+  const crashClient = await connectionTo(t, c.port, target)
+  t.assert.strictEqual((await get(crashClient, '/crash')).status, 500)
+  await c.waitForLog((line) => line.msg === 'worker closing' && line.worker === target)
+  c.kill('SIGTERM')
+  t.assert.strictEqual((await slow).status, 200)
+  const exit = await within(c.exited, 5000, 'the primary to exit')
+  t.assert.strictEqual(exit.code, 0)
+  const crashed = c.lines('worker exited').find((line) => line.worker === target)
+  t.assert.deepStrictEqual([crashed?.cause, crashed?.code, crashed?.level], ['fatal', 1, 30])
+})
+
 test('workers that exit on their own are replaced: shutdown() (exit 0), process.exit(3), a disconnect; the handle reports stats and stops', async (t: TestContext) => {
   const c = await runCluster(t, { workers: 2, backoff: { minUptime: 0 } })
   const shut = await get(connect(t, c.port), '/shutdown')
