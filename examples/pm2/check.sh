@@ -46,7 +46,10 @@ trap 'echo "interrupted"; exit 2' INT TERM
 # --- pm2 ---------------------------------------------------------------------
 if [ ! -x "$PM2" ]; then
   echo "installing pm2 into $PM2_DIR"
-  mkdir -p "$PM2_DIR" && (cd "$PM2_DIR" && npm install --no-save --no-audit --no-fund --loglevel=error pm2@^7 >/dev/null) || { echo "cannot install pm2"; exit 1; }
+  # --prefix: inside another npm project (this repository's .ci/cache), a plain
+  # `npm install` would install into that project instead.
+  mkdir -p "$PM2_DIR" && npm install --prefix "$PM2_DIR" --no-save --no-package-lock --no-audit --no-fund --loglevel=error pm2@^7 >/dev/null || { echo "cannot install pm2"; exit 1; }
+  [ -x "$PM2" ] || { echo "pm2 is not at $PM2 after the install"; exit 1; }
 fi
 [ -f "$HERE/../../dist/esm/index.js" ] || { echo "dist/ is missing: run npm run build"; exit 1; }
 if curl -s -o /dev/null -m 1 "$BASE/"; then echo "port $PORT is in use"; exit 1; fi
