@@ -296,7 +296,14 @@ test('a signal to the whole process group (Ctrl-C, systemd KillMode=control-grou
   t.assert.notStrictEqual(answers[0]?.body.worker, answers[1]?.body.worker, 'one request on each worker')
   const exit = await within(c.exited, 5000, 'the primary to exit')
   t.assert.strictEqual(exit.code, 0)
-  t.assert.deepStrictEqual(c.lines('worker exited').map((line) => line.code), [0, 0])
+  const exits = c.lines('worker exited')
+  t.assert.deepStrictEqual(exits.filter((line) => line.worker === 1 || line.worker === 2).map((line) => line.code), [0, 0])
+  // A worker may tell the primary it is closing before the primary has read
+  // its own copy of the signal: the replacement forked in that moment is
+  // stopped by the forwarded signal, before it serves.
+  for (const line of exits.filter((l) => l.worker !== 1 && l.worker !== 2)) {
+    t.assert.ok(line.code === 0 || line.signal === 'SIGTERM', JSON.stringify(line))
+  }
   t.assert.strictEqual(c.logs.filter((line) => line.msg === 'second signal while closing: exiting now').length, 0)
 })
 
