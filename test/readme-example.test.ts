@@ -154,3 +154,14 @@ test('npm run demo:crash: three crashes under load, each answered 500, each work
   t.assert.match(out, /workers forked: 5 /)
   t.assert.match(out, /all workers exited: the primary exits 0/)
 })
+
+// "Runs as pasted" holds only while the README shows the file the tests run.
+test('the README shows each example the tests run, verbatim (leading comment lines aside)', async (t: TestContext) => {
+  const { readFile } = await import('node:fs/promises')
+  const readme = await readFile(join(root, 'README.md'), 'utf8')
+  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1])
+  for (const file of ['quickstart.mjs', 'crash.mjs', 'autobind.mjs', 'cluster.mjs']) {
+    const source = (await readFile(join(root, 'examples', file), 'utf8')).replace(/^(\/\/.*\n)+/, '')
+    t.assert.ok(blocks.includes(source), `README.md has examples/${file} as a js block`)
+  }
+})
