@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
 import { InvalidOptionError } from './errors.js'
-import { describe, MAX_TIMER_MS } from './options.js'
+import { describe, millisecondsOption } from './options.js'
 
 /** What `startCluster` logs through: pino's signature, `(object, message)`. */
 export interface ClusterLogger {
@@ -75,14 +75,6 @@ export const DEFAULT_KILL_TIMEOUT = 15_000
 
 /** The most workers a primary forks: a typo of 1000 must not fork a thousand processes. */
 const MAX_WORKERS = 1024
-
-function millisecondsOption (record: Record<string, unknown>, key: string, name: string, fallback: number, min = 0): number {
-  const value = record[key] === undefined ? fallback : record[key]
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMER_MS) {
-    throw new InvalidOptionError(name, `an integer number of milliseconds from ${min} to ${MAX_TIMER_MS}`, describe(value))
-  }
-  return value
-}
 
 function workersOption (value: unknown): number {
   if (value === undefined) return availableParallelism()

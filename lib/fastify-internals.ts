@@ -59,6 +59,19 @@ function findSymbol (target: object, description: string): symbol | undefined {
   return Object.getOwnPropertySymbols(target).find((s) => s.description === description)
 }
 
+/**
+ * The value a library keeps under a symbol it does not export, found by the
+ * symbol's description on `target` or up its prototype chain (where a child
+ * logger or an encapsulated Fastify instance inherits it from).
+ */
+export function findInherited<T> (target: object, description: string): T | undefined {
+  for (let owner: object | null = target; owner !== null; owner = Object.getPrototypeOf(owner) as object | null) {
+    const slot = findSymbol(owner, description)
+    if (slot !== undefined) return (owner as Record<symbol, T | undefined>)[slot]
+  }
+  return undefined
+}
+
 function findFastifyGetter (proto: object | null): Getter | undefined {
   for (let p = proto; p !== null; p = Object.getPrototypeOf(p)) {
     const get = Object.getOwnPropertyDescriptor(p, 'signal')?.get as (Getter & { [kHangupGetter]?: true }) | undefined

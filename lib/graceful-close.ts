@@ -2,28 +2,15 @@ import type { Http2Session } from 'node:http2'
 import { Server as NetServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { attempt } from './attempt.js'
+import { FINAL_FLUSH_MS, STRAGGLER_SETTLE_MS } from './close-timing.js'
 import { ServerClosingError } from './errors.js'
 import type { RequestLifecycle } from './lifecycle.js'
+import { findInherited } from './fastify-internals.js'
 import { answerGenerically } from './respond.js'
 import { InflightList } from './inflight.js'
 
 /** What started a graceful close. */
 export type CloseCause = 'fatal' | 'signal' | 'shutdown'
-
-/**
- * At the grace deadline the stragglers' signals abort first; a handler that
- * follows its signal then answers through its own error path. What is still
- * open this long after gets the plugin's 503 (or a cut, headers sent).
- */
-export const STRAGGLER_SETTLE_MS = 100
-
-/**
- * After the stragglers were answered: the longest wait for those answers to
- * flush and for `fastify.close()` (`onClose` hooks) before giving up. Keeps
- * the exit within `gracePeriod` + about half a second, inside pm2's default
- * 1.6 s kill timeout for a short grace period.
- */
-export const FINAL_FLUSH_MS = 400
 
 /**
  * How long a connection that is idle when the close starts stays open: a
@@ -61,11 +48,7 @@ function noop (): void {}
  */
 export function secondaryServers (fastify: FastifyInstance): ClosableServer[] {
   // An encapsulated instance inherits the root's slot through its prototype.
-  for (let target: object | null = fastify; target !== null; target = Object.getPrototypeOf(target) as object | null) {
-    const slot = Object.getOwnPropertySymbols(target).find((symbol) => symbol.description === 'fastify.serverBindings')
-    if (slot !== undefined) return (target as Record<symbol, ClosableServer[]>)[slot]
-  }
-  return []
+  return findInherited<ClosableServer[]>(fastify, 'fastify.serverBindings') ?? []
 }
 
 /** `Connection: close` on a response that has not started, so its connection ends with it (HTTP/1.x). */

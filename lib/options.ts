@@ -120,7 +120,7 @@ export const DEFAULTS: ResolvedOptions = Object.freeze({
 })
 
 /** setTimeout's largest delay; a longer one fires at once (with a warning). */
-export const MAX_TIMER_MS = 2 ** 31 - 1
+const MAX_TIMER_MS = 2 ** 31 - 1
 
 /** Signals a process can listen for: not SIGKILL / SIGSTOP, which cannot be caught. */
 const CATCHABLE_SIGNALS: ReadonlySet<string> = new Set(
@@ -149,12 +149,17 @@ function booleanOption<T extends object> (opts: Record<string, unknown>, name: k
   return value
 }
 
-function gracePeriodOption (opts: Record<string, unknown>): number {
-  const value = optionValue(opts, 'gracePeriod', FATAL_DEFAULTS)
-  if (typeof value !== 'number' || !Number.isInteger(value) || value < 0 || value > MAX_TIMER_MS) {
-    throw new InvalidOptionError('fatal.gracePeriod', `an integer number of milliseconds from 0 to ${MAX_TIMER_MS}`, describe(value))
+/** An integer number of milliseconds a timer can wait, at least `min`; `fallback` when absent. */
+export function millisecondsOption (record: Record<string, unknown>, key: string, name: string, fallback: number, min = 0): number {
+  const value = record[key] === undefined ? fallback : record[key]
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > MAX_TIMER_MS) {
+    throw new InvalidOptionError(name, `an integer number of milliseconds from ${min} to ${MAX_TIMER_MS}`, describe(value))
   }
   return value
+}
+
+function gracePeriodOption (opts: Record<string, unknown>): number {
+  return millisecondsOption(opts, 'gracePeriod', 'fatal.gracePeriod', FATAL_DEFAULTS.gracePeriod)
 }
 
 function signalsOption (opts: Record<string, unknown>): readonly NodeJS.Signals[] {

@@ -1,12 +1,11 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { attempt } from './attempt.js'
+import { LOG_FLUSH_MS } from './close-timing.js'
 import { disconnectFromPrimary, exitHandshake, notifyPrimary } from './cluster-protocol.js'
 import { currentRequest } from './context.js'
+import { findInherited } from './fastify-internals.js'
 import type { CloseCause } from './graceful-close.js'
 import type { RequestLifecycle } from './lifecycle.js'
-
-/** The longest wait for the loggers to flush before the exit. */
-const LOG_FLUSH_MS = 1000
 
 /**
  * A second stop signal this soon after the first is the same stop delivered
@@ -49,18 +48,6 @@ interface PlainStream {
 }
 
 /**
- * pino's destination, kept under a symbol pino does not export (found by its
- * description, on the logger or the parent a child logger inherits from).
- */
-function pinoStream (log: object): PlainStream | undefined {
-  for (let target: object | null = log; target !== null; target = Object.getPrototypeOf(target) as object | null) {
-    const slot = Object.getOwnPropertySymbols(target).find((symbol) => symbol.description === 'pino.stream')
-    if (slot !== undefined) return (target as Record<symbol, PlainStream | undefined>)[slot]
-  }
-  return undefined
-}
-
-/**
  * Waits (at most LOG_FLUSH_MS) for the log lines written so far. pino's
  * `flush()` flushes its own destination, and calls back at once for a stream
  * without `flush()`: pino writes to `process.stdout` itself when something
@@ -70,7 +57,9 @@ function pinoStream (log: object): PlainStream | undefined {
  */
 export function flushLog (log: FastifyBaseLogger): Promise<void> {
   const flush = (log as { flush?: (callback: (error?: Error) => void) => void }).flush
-  const stream = pinoStream(log)
+  // pino's destination, under a symbol pino does not export; a child
+  // logger inherits it from its parent.
+  const stream = findInherited<PlainStream>(log, 'pino.stream')
   const plain = stream !== undefined && typeof stream.flush !== 'function' && typeof stream.write === 'function'
   if (typeof flush !== 'function' && !plain) return Promise.resolve()
   return new Promise((resolve) => {

@@ -1,5 +1,6 @@
 import cluster, { type Address, type Worker } from 'node:cluster'
 import { RestartBackoff } from './backoff.js'
+import { CLOSE_OVERHEAD_MS } from './close-timing.js'
 import type { ClusterLogger, ResolvedClusterOptions } from './cluster-options.js'
 import type { CloseCause } from './graceful-close.js'
 import { CLOSING_MESSAGE_CMD, DRAINED_MESSAGE_CMD, EXIT_CMD, isCommand, PRIMARY_ENV, STOP_ACCEPTING_CMD } from './cluster-protocol.js'
@@ -62,9 +63,6 @@ interface ClosingMessage {
   /** The worker's `fatal.gracePeriod` (absent from a worker of an older version). */
   gracePeriod?: number
 }
-
-/** What a worker's close takes past its grace period at most: the deadline's 0.5 s and the log flush's 1 s. */
-const CLOSE_OVERHEAD_MS = 1500
 
 function isClosingMessage (message: unknown): message is ClosingMessage {
   return isCommand(message, CLOSING_MESSAGE_CMD)
