@@ -7,7 +7,7 @@ import { RestartBackoff } from '../lib/backoff.js'
 import { startCluster } from '../lib/cluster.js'
 import { BACKOFF_DEFAULTS } from '../lib/cluster-options.js'
 import { within } from './helpers/app.js'
-import { spawnLogged, type LoggedProcess, type LogLine } from './helpers/child.js'
+import { connect, spawnLogged, type LoggedProcess, type LogLine } from './helpers/child.js'
 import type { ClusterFixtureConfig } from './fixtures/cluster-app.js'
 
 /**
@@ -46,10 +46,8 @@ async function get (client: Client, path: string): Promise<Answer> {
   return { status: res.statusCode, headers: res.headers, body: text.startsWith('{') ? JSON.parse(text) : text }
 }
 
-function connect (t: TestContext, port: number): Client {
-  const client = new Client(`http://127.0.0.1:${port}`, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 30_000 })
-  t.after(() => client.destroy())
-  return client
+function connectTo (t: TestContext, port: number): Client {
+  return connect(t, `http://127.0.0.1:${port}`)
 }
 
 /**
@@ -58,7 +56,7 @@ function connect (t: TestContext, port: number): Client {
  */
 async function connectionTo (t: TestContext, port: number, worker: number): Promise<Client> {
   for (let i = 0; i < 20; i++) {
-    const client = connect(t, port)
+    const client = connectTo(t, port)
     if ((await get(client, '/pid')).body.worker === worker) return client
     await client.close()
   }
@@ -82,7 +80,7 @@ test('a worker that crashes is replaced while it drains; its in-flight request f
   const c = await runCluster(t, { workers: 2 })
   t.assert.deepStrictEqual(workerIds(c, 'worker forked'), [1, 2])
 
-  const slowClient = connect(t, c.port)
+  const slowClient = connectTo(t, c.port)
   const target = (await get(slowClient, '/pid')).body.worker
   const slow = get(slowClient, '/work?ms=800')
   const crashClient = await connectionTo(t, c.port, target)
@@ -112,7 +110,7 @@ test('a worker that crashes is replaced while it drains; its in-flight request f
   await connectionTo(t, c.port, ready.worker as number)
 
   // Stop: forwarded, drained, not replaced.
-  const inFlight = get(connect(t, c.port), '/work?ms=500')
+  const inFlight = get(connectTo(t, c.port), '/work?ms=500')
   await c.waitForLog((line) => line.msg === 'incoming request' && (line.req as { url?: string }).url === '/work?ms=500')
   const forksBefore = c.lines('worker forked').length
   c.kill('SIGTERM')
@@ -152,7 +150,7 @@ test('one worker: while its replacement starts, the crashed worker keeps accepti
   }
   const load = Promise.all([loop(), loop(), loop()])
   await c.waitForLog(() => answers.length > 20)
-  const crashed = await get(connect(t, c.port), '/crash')
+  const crashed = await get(connectTo(t, c.port), '/crash')
   t.assert.strictEqual(crashed.status, 500)
   await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === 1)
   replaced = true
@@ -168,7 +166,7 @@ test('one worker: while its replacement starts, the crashed worker keeps accepti
 
 test('a stop while a crashed worker drains: no replacement for it, its exit 1 is the crash\'s, the primary exits 0', async (t: TestContext) => {
   const c = await runCluster(t, { workers: 2 })
-  const slowClient = connect(t, c.port)
+  const slowClient = connectTo(t, c.port)
   const target = (await get(slowClient, '/pid')).body.worker
   const slow = get(slowClient, '/work?ms=800')
   const crashClient = await connectionTo(t, c.port, target)
@@ -184,17 +182,17 @@ test('a stop while a crashed worker drains: no replacement for it, its exit 1 is
 
 test('workers that exit on their own are replaced: shutdown() (exit 0), process.exit(3), a disconnect; the handle reports stats and stops', async (t: TestContext) => {
   const c = await runCluster(t, { workers: 2, backoff: { minUptime: 0 } })
-  const shut = await get(connect(t, c.port), '/shutdown')
+  const shut = await get(connectTo(t, c.port), '/shutdown')
   const shutExit = await c.waitForLog((line) => line.msg === 'worker exited' && line.worker === shut.body.worker)
   t.assert.deepStrictEqual([shutExit.cause, shutExit.code, shutExit.level], ['shutdown', 0, 30])
   await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === shut.body.worker)
 
-  const exited = await get(connect(t, c.port), '/exit?code=3')
+  const exited = await get(connectTo(t, c.port), '/exit?code=3')
   const crashExit = await c.waitForLog((line) => line.msg === 'worker exited' && line.worker === exited.body.worker)
   t.assert.deepStrictEqual([crashExit.cause, crashExit.code, crashExit.level], ['crash', 3, 40])
   await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === exited.body.worker)
 
-  const gone = await get(connect(t, c.port), '/disconnect')
+  const gone = await get(connectTo(t, c.port), '/disconnect')
   const goneExit = await c.waitForLog((line) => line.msg === 'worker exited' && line.worker === gone.body.worker)
   t.assert.deepStrictEqual([goneExit.cause, goneExit.code], ['exit', 0])
   await c.waitForLog((line) => line.msg === 'worker listening' && line.replaces === gone.body.worker)
@@ -233,7 +231,7 @@ test('a crash loop: re-forks wait 0, initial, 2 × initial …; a worker that st
 
   // Worker 4 stays up for minUptime: the streak ends.
   await c.waitForLog((line) => line.msg === 'crash loop over: a worker stayed up' && line.worker === 4)
-  await get(connect(t, first.port as number), '/exit?code=1')
+  await get(connectTo(t, first.port as number), '/exit?code=1')
   await c.waitForLog((line) => line.msg === 'worker listening' && line.worker === 7, 10_000)
   // Worker 4 died old (no delay), 5 young (first: none), 6 young (second: initial again, not max).
   t.assert.deepStrictEqual(c.lines('crash loop: replacement delayed').map((line) => [line.worker, line.delay]), [[2, 100], [3, 150], [6, 100]])
@@ -249,7 +247,7 @@ test('a killTimeout shorter than the workers\' gracePeriod + 1.5 s is reported o
   const c = await runCluster(t, { workers: 2, gracePeriod: 3000, killTimeout: 4000 })
   for (let i = 0; i < 2; i++) {
     const before = c.lines('worker exited').length
-    t.assert.strictEqual((await get(connect(t, c.port), '/crash')).status, 500)
+    t.assert.strictEqual((await get(connectTo(t, c.port), '/crash')).status, 500)
     await c.waitForLog(() => c.lines('worker exited').length > before)
   }
   const warnings = c.lines('killTimeout is shorter than the workers\' fatal.gracePeriod + 1.5 s: a drain may be cut by SIGKILL')
@@ -287,7 +285,7 @@ test('a second signal to the primary while stopping kills every worker and exits
 
 test('a signal to the whole process group (Ctrl-C, systemd KillMode=control-group) is one stop: in-flight requests finish, every exit is 0', async (t: TestContext) => {
   const c = await runCluster(t, { workers: 2 }, { detached: true })
-  const inFlight = [get(connect(t, c.port), '/work?ms=700'), get(connect(t, c.port), '/work?ms=700')]
+  const inFlight = [get(connectTo(t, c.port), '/work?ms=700'), get(connectTo(t, c.port), '/work?ms=700')]
   await c.waitForLog(() => c.logs.filter((line) => line.msg === 'incoming request').length >= 2)
   process.kill(-c.pid, 'SIGTERM')
   const answers = await Promise.all(inFlight)
@@ -312,7 +310,7 @@ test('the supervisor leaves alone what it did not fork: an application\'s own wo
   t.assert.strictEqual(extra.code, 0)
   const supervisorLines = c.logs.filter((line) => line.custom === true)
   t.assert.deepStrictEqual(supervisorLines.map((line) => [line.msg, line.worker]), [['worker forked', 1], ['worker listening', 1]], 'one line per event of its own worker, none of the other')
-  t.assert.strictEqual((await get(connect(t, c.port), '/pid')).body.worker, 1)
+  t.assert.strictEqual((await get(connectTo(t, c.port), '/pid')).body.worker, 1)
   c.kill('SIGHUP')
   const stats = (await c.waitForLog((line) => line.msg === 'fixture stats')).stats as Record<string, unknown>
   t.assert.deepStrictEqual([stats.workers, stats.forks, stats.exits], [1, 1, {}])

@@ -7,7 +7,7 @@ import { Client } from 'undici'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DUPLICATE_SIGNAL_MS } from '../lib/process-guard.js'
 import { until, within } from './helpers/app.js'
-import { ERROR, FATAL, FIXTURE, genericBody, startFixture, WARN, type FixtureProcess, type LogLine } from './helpers/child.js'
+import { connect, ERROR, FATAL, FIXTURE, genericBody, startFixture, WARN, type FixtureProcess, type LogLine } from './helpers/child.js'
 import { startUpstream } from './helpers/upstream.js'
 
 /**
@@ -29,12 +29,6 @@ async function get (client: Client, path: string, method: 'GET' | 'POST' = 'GET'
   const res = await client.request({ path, method, body, headers: body === undefined ? {} : { 'content-type': 'application/json' } })
   const text = await res.body.text()
   return { status: res.statusCode, headers: res.headers, body: text, at: performance.now() }
-}
-
-function connect (t: TestContext, url: string): Client {
-  const client = new Client(url, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 30_000 })
-  t.after(() => client.destroy())
-  return client
 }
 
 /** Resolves with the connection error of a new TCP connection (ECONNREFUSED once the listener is closed). */

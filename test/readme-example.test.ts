@@ -6,6 +6,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { request } from 'undici'
 import { until, within } from './helpers/app.js'
+import { killAfter } from './helpers/child.js'
 import { startUpstream } from './helpers/upstream.js'
 
 const root = join(__dirname, '..', '..', '..')
@@ -33,16 +34,7 @@ async function startExample (t: TestContext, file: string, env: Record<string, s
     // A cluster's workers are killed with their primary's group.
     detached: kill === 'group'
   })
-  t.after(() => {
-    if (child.exitCode !== null || child.signalCode !== null) return
-    if (kill === 'group') {
-      try {
-        process.kill(-(child.pid as number), 'SIGKILL')
-      } catch {}
-    } else {
-      child.kill('SIGKILL')
-    }
-  })
+  killAfter(t, child, kill === 'group')
   let stderr = ''
   child.stderr.setEncoding('utf8').on('data', (chunk: string) => { stderr += chunk })
   const exited = once(child, 'exit') as Promise<[number | null]>

@@ -1,4 +1,5 @@
-import { spawn } from 'node:child_process'
+import { spawn, type ChildProcess } from 'node:child_process'
+import { Client } from 'undici'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
@@ -49,6 +50,30 @@ export async function startFixture (t: TestContext, config: FixtureConfig, apps 
   return { ...child, ports, url: `http://127.0.0.1:${ports[0]}` }
 }
 
+/**
+ * SIGKILL for `child` (its whole process group when `group`: a cluster's
+ * workers) when the test ends, if it is still running.
+ */
+export function killAfter (t: TestContext, child: ChildProcess, group: boolean): void {
+  t.after(() => {
+    if (child.exitCode !== null || child.signalCode !== null) return
+    if (group) {
+      try {
+        process.kill(-(child.pid as number), 'SIGKILL')
+      } catch {}
+    } else {
+      child.kill('SIGKILL')
+    }
+  })
+}
+
+/** A keep-alive client that outlives any pause of a test, destroyed when the test ends. */
+export function connect (t: TestContext, url: string): Client {
+  const client = new Client(url, { keepAliveTimeout: 30_000, keepAliveMaxTimeout: 30_000 })
+  t.after(() => client.destroy())
+  return client
+}
+
 /** A child process whose stdout is pino lines; see `startFixture`. */
 export interface LoggedProcess {
   pid: number
@@ -89,16 +114,7 @@ export function spawnLogged (t: TestContext, file: string, env: Record<string, s
     running = false
     for (const wake of waiters) wake()
   }, () => {})
-  t.after(() => {
-    if (!running) return
-    if (detached) {
-      try {
-        process.kill(-(child.pid as number), 'SIGKILL')
-      } catch {}
-    } else {
-      child.kill('SIGKILL')
-    }
-  })
+  killAfter(t, child, detached)
 
   function waitForLog (match: (line: LogLine) => boolean, timeoutMs = 5000): Promise<LogLine> {
     return new Promise((resolve, reject) => {
