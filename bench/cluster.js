@@ -1,6 +1,6 @@
 'use strict'
 
-const { cli } = require('./cli.js')
+const { cli, list } = require('./cli.js')
 
 // fastify-hangup/cluster under crashes (node bench/cluster.js). See bench/README.md.
 //
@@ -39,7 +39,6 @@ const os = require('node:os')
 const path = require('node:path')
 const { createInterface } = require('node:readline')
 const { setTimeout: sleep } = require('node:timers/promises')
-const { parseArgs } = require('node:util')
 const { machineInfo, warnIfBusy, othersCpu, waitForQuiet } = require('./machine.js')
 const { median, quantile } = require('./stats.js')
 
@@ -71,7 +70,7 @@ const HELP = `usage: node bench/cluster.js [options]
   --help
 `
 
-const { fail, int } = cli('cluster', HELP)
+const { fail, int, parse } = cli('cluster', HELP)
 
 const HOST = '127.0.0.1'
 /** The compiled plugin the cluster runs (--dist to run another copy, e.g. the same build on each Node). */
@@ -88,34 +87,27 @@ const TIMELINE_BUCKET_MS = 250
 const QUIET_MAX_OTHERS = 0.1
 
 function readOptions () {
-  const { values } = parseArgs({
-    options: {
-      workers: { type: 'string' },
-      samples: { type: 'string' },
-      'sample-timeout': { type: 'string' },
-      poll: { type: 'string' },
-      'restart-seconds': { type: 'string' },
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      rounds: { type: 'string' },
-      intervals: { type: 'string' },
-      connections: { type: 'string' },
-      probe: { type: 'string' },
-      phases: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      'no-wait': { type: 'boolean' },
-      'no-snapshot': { type: 'boolean' },
-      dist: { type: 'string' },
-      out: { type: 'string' },
-      help: { type: 'boolean' }
-    }
+  const values = parse({
+    workers: { type: 'string' },
+    samples: { type: 'string' },
+    'sample-timeout': { type: 'string' },
+    poll: { type: 'string' },
+    'restart-seconds': { type: 'string' },
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    rounds: { type: 'string' },
+    intervals: { type: 'string' },
+    connections: { type: 'string' },
+    probe: { type: 'string' },
+    phases: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    'no-wait': { type: 'boolean' },
+    'no-snapshot': { type: 'boolean' },
+    dist: { type: 'string' },
+    out: { type: 'string' },
   })
-  if (values.help) {
-    process.stdout.write(HELP)
-    process.exit(0)
-  }
-  const intervals = (values.intervals ?? '500,1000').split(',').map((s) => s.trim()).filter(Boolean).map((s) => int('--intervals', s, 0, 50))
-  const phases = (values.phases ?? 'restart,throughput').split(',').map((s) => s.trim()).filter(Boolean)
+  const intervals = list(values.intervals ?? '500,1000').map((s) => int('--intervals', s, 0, 50))
+  const phases = list(values.phases ?? 'restart,throughput')
   for (const p of phases) if (p !== 'restart' && p !== 'throughput') fail(`unknown phase ${p} (restart, throughput)`)
   if (phases.length === 0) fail('--phases: nothing to run')
   return {

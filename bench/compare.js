@@ -21,9 +21,8 @@ const os = require('node:os')
 const path = require('node:path')
 const { fork } = require('node:child_process')
 const { once } = require('node:events')
-const { parseArgs } = require('node:util')
 const { setTimeout: sleep } = require('node:timers/promises')
-const { cli } = require('./cli.js')
+const { cli, list } = require('./cli.js')
 const { loadPlugin } = require('./load-plugin.js')
 const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet } = require('./machine.js')
 const { quantile } = require('./stats.js')
@@ -59,36 +58,28 @@ Variants:
 ${Object.entries(VARIANTS).map(([k, v]) => `  ${k.padEnd(16)} ${v}`).join('\n')}
 `
 
-const { fail, int } = cli('compare', HELP)
+const { fail, int, parse } = cli('compare', HELP)
 
 function readOptions () {
-  const { values } = parseArgs({
-    options: {
-      requests: { type: 'string' },
-      rounds: { type: 'string' },
-      concurrency: { type: 'string' },
-      'hangup-share': { type: 'string' },
-      'hangup-after': { type: 'string' },
-      work: { type: 'string' },
-      methods: { type: 'string' },
-      variants: { type: 'string' },
-      warmup: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      'no-wait': { type: 'boolean' },
-      'closed-loop': { type: 'boolean' },
-      out: { type: 'string' },
-      help: { type: 'boolean' }
-    }
+  const values = parse({
+    requests: { type: 'string' },
+    rounds: { type: 'string' },
+    concurrency: { type: 'string' },
+    'hangup-share': { type: 'string' },
+    'hangup-after': { type: 'string' },
+    work: { type: 'string' },
+    methods: { type: 'string' },
+    variants: { type: 'string' },
+    warmup: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    'no-wait': { type: 'boolean' },
+    'closed-loop': { type: 'boolean' },
+    out: { type: 'string' },
   })
-  if (values.help) {
-    process.stdout.write(HELP)
-    process.exit(0)
-  }
-  const list = (raw, fallback) => (raw ?? fallback).split(',').map((s) => s.trim()).filter(Boolean)
-  const variants = list(values.variants, DEFAULT_VARIANTS.join(','))
+  const variants = list(values.variants ?? DEFAULT_VARIANTS.join(','))
   for (const v of variants) if (!Object.hasOwn(VARIANTS, v)) fail(`unknown variant ${v}`)
   if (variants.length === 0) fail('--variants is empty')
-  const methods = list(values.methods, 'GET,POST').map((m) => m.toUpperCase())
+  const methods = list(values.methods ?? 'GET,POST').map((m) => m.toUpperCase())
   for (const m of methods) if (!['GET', 'POST'].includes(m)) fail(`unknown method ${m}`)
   if (methods.length === 0) fail('--methods is empty')
   const share = Number(values['hangup-share'] ?? 0.5)

@@ -1,6 +1,6 @@
 'use strict'
 
-const { cli } = require('./cli.js')
+const { cli, list } = require('./cli.js')
 
 // Time from a client's hang-up to the upstream seeing its request closed
 // (node bench/hangup-latency.js). See bench/README.md.
@@ -27,7 +27,6 @@ const net = require('node:net')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { parseArgs } = require('node:util')
 const { loadPlugin } = require('./load-plugin.js')
 const { machineInfo, warnIfBusy } = require('./machine.js')
 
@@ -44,27 +43,20 @@ const HELP = `usage: node bench/hangup-latency.js [options]
   --help
 `
 
-const { fail, int } = cli('hangup-latency', HELP)
+const { fail, int, parse } = cli('hangup-latency', HELP)
 
 function readOptions () {
-  const { values } = parseArgs({
-    options: {
-      n: { type: 'string' },
-      warmup: { type: 'string' },
-      hold: { type: 'string' },
-      'none-n': { type: 'string' },
-      'none-hold': { type: 'string' },
-      'max-seconds': { type: 'string' },
-      modes: { type: 'string' },
-      out: { type: 'string' },
-      help: { type: 'boolean' }
-    }
+  const values = parse({
+    n: { type: 'string' },
+    warmup: { type: 'string' },
+    hold: { type: 'string' },
+    'none-n': { type: 'string' },
+    'none-hold': { type: 'string' },
+    'max-seconds': { type: 'string' },
+    modes: { type: 'string' },
+    out: { type: 'string' },
   })
-  if (values.help) {
-    process.stdout.write(HELP)
-    process.exit(0)
-  }
-  const modes = (values.modes ?? 'plugin,fastify,none').split(',').map((m) => m.trim()).filter(Boolean)
+  const modes = list(values.modes ?? 'plugin,fastify,none')
   for (const m of modes) if (!['plugin', 'fastify', 'none'].includes(m)) fail(`unknown mode ${m}`)
   return {
     n: int('--n', values.n ?? process.env.BENCH_N, 1000, 1),

@@ -23,7 +23,7 @@ const fs = require('node:fs')
 const net = require('node:net')
 const os = require('node:os')
 const path = require('node:path')
-const { parseArgs } = require('node:util')
+const { cli } = require('./cli.js')
 const { quantile } = require('./stats.js')
 
 const HELP = `usage: node bench/overhead.js [options]
@@ -283,23 +283,19 @@ function printRoute (route, result) {
   }
 }
 
-const { values } = parseArgs({
-  options: {
-    child: { type: 'string' },
-    routes: { type: 'string' },
-    variants: { type: 'string' },
-    rounds: { type: 'string' },
-    chunk: { type: 'string' },
-    connections: { type: 'string' },
-    depth: { type: 'string' },
-    out: { type: 'string' },
-    help: { type: 'boolean' }
-  }
+const { parse } = cli('overhead', HELP)
+const values = parse({
+  child: { type: 'string' },
+  routes: { type: 'string' },
+  variants: { type: 'string' },
+  rounds: { type: 'string' },
+  chunk: { type: 'string' },
+  connections: { type: 'string' },
+  depth: { type: 'string' },
+  out: { type: 'string' }
 })
 
-if (values.help) {
-  process.stdout.write(HELP)
-} else if (values.child !== undefined) {
+if (values.child !== undefined) {
   child(values.child).catch((err) => {
     console.error(err)
     process.exit(1)

@@ -1,6 +1,6 @@
 'use strict'
 
-const { cli } = require('./cli.js')
+const { cli, list } = require('./cli.js')
 
 // Throughput of bare Fastify vs Fastify + fastify-hangup (npm run bench).
 //
@@ -16,7 +16,6 @@ const { once } = require('node:events')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { parseArgs } = require('node:util')
 const { loadPlugin } = require('./load-plugin.js')
 const { VARIANTS } = require('./app.js')
 const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo } = require('./machine.js')
@@ -57,34 +56,27 @@ const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [option
   --help
 `
 
-const { fail } = cli('bench', HELP)
+const { fail, parse } = cli('bench', HELP)
 
 function readOptions () {
-  const { values } = parseArgs({
-    options: {
-      duration: { type: 'string' },
-      warmup: { type: 'string' },
-      connections: { type: 'string' },
-      pipelining: { type: 'string' },
-      pairs: { type: 'string' },
-      'max-pairs': { type: 'string' },
-      'min-cpu': { type: 'string' },
-      routes: { type: 'string' },
-      pin: { type: 'boolean' },
-      'no-pin': { type: 'boolean' },
-      prof: { type: 'string' },
-      against: { type: 'string' },
-      baseline: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      'no-wait': { type: 'boolean' },
-      out: { type: 'string' },
-      help: { type: 'boolean' }
-    }
+  const values = parse({
+    duration: { type: 'string' },
+    warmup: { type: 'string' },
+    connections: { type: 'string' },
+    pipelining: { type: 'string' },
+    pairs: { type: 'string' },
+    'max-pairs': { type: 'string' },
+    'min-cpu': { type: 'string' },
+    routes: { type: 'string' },
+    pin: { type: 'boolean' },
+    'no-pin': { type: 'boolean' },
+    prof: { type: 'string' },
+    against: { type: 'string' },
+    baseline: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    'no-wait': { type: 'boolean' },
+    out: { type: 'string' },
   })
-  if (values.help) {
-    process.stdout.write(HELP)
-    process.exit(0)
-  }
   const env = process.env
   const int = (name, flag, fallback, min) => {
     const raw = flag ?? env[name] ?? String(fallback)
@@ -92,7 +84,7 @@ function readOptions () {
     if (!Number.isInteger(n) || n < min) fail(`${name.replace('BENCH_', '').toLowerCase()} must be an integer >= ${min}, got ${raw}`)
     return n
   }
-  const routes = (values.routes ?? env.BENCH_ROUTES ?? 'ignore,read').split(',').map((r) => r.trim()).filter(Boolean)
+  const routes = list(values.routes ?? env.BENCH_ROUTES ?? 'ignore,read')
   for (const r of routes) if (r !== 'ignore' && r !== 'read') fail(`unknown route ${r} (ignore, read)`)
   const prof = values.prof ?? env.BENCH_PROF ?? ''
   if (!['', 'bare', 'plugin', 'both'].includes(prof)) fail(`--prof must be bare, plugin or both, got ${prof}`)

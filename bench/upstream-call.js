@@ -45,7 +45,6 @@ const net = require('node:net')
 const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
-const { parseArgs } = require('node:util')
 const { loadPlugin } = require('./load-plugin.js')
 const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo } = require('./machine.js')
 const { quantile } = require('./stats.js')
@@ -79,25 +78,18 @@ const HELP = `usage: node bench/upstream-call.js [options]
   --help
 `
 
-const { fail, int } = cli('upstream-call', HELP)
+const { fail, int, parse } = cli('upstream-call', HELP)
 
 function readOptions () {
-  const { values } = parseArgs({
-    options: {
-      'per-request': { type: 'string' },
-      rounds: { type: 'string' },
-      calls: { type: 'string' },
-      warmup: { type: 'string' },
-      'max-seconds': { type: 'string' },
-      'no-pin': { type: 'boolean' },
-      out: { type: 'string' },
-      help: { type: 'boolean' }
-    }
+  const values = parse({
+    'per-request': { type: 'string' },
+    rounds: { type: 'string' },
+    calls: { type: 'string' },
+    warmup: { type: 'string' },
+    'max-seconds': { type: 'string' },
+    'no-pin': { type: 'boolean' },
+    out: { type: 'string' },
   })
-  if (values.help) {
-    process.stdout.write(HELP)
-    process.exit(0)
-  }
   const perRequest = (values['per-request'] ?? '1,10').split(',').map((k) => int('--per-request', k.trim(), 1, 1))
   const calls = int('--calls', values.calls, 2000, 1)
   for (const k of perRequest) if (calls % k !== 0) fail(`--calls (${calls}) must be a multiple of each --per-request (${k})`)
