@@ -64,6 +64,31 @@ export class ResponseSentError extends ResponseSentBase {
   }
 }
 
+const ResponseDestroyedBase = createError(
+  'FST_HANGUP_RESPONSE_DESTROYED',
+  'The response was destroyed by the server before it was complete',
+  500
+)
+
+/**
+ * `request.signal.reason` when the server, not the client, cut a response
+ * whose headers were out: Fastify destroys the response when the stream it
+ * sends fails mid-body (an upstream that resets or closes early). Nothing
+ * more can reach the client, so what is still bound to the request stops,
+ * as after a hang-up; but it is not one, and is neither logged nor counted
+ * as one (Fastify logs the stream's error itself).
+ */
+export class ResponseDestroyedError extends ResponseDestroyedBase {
+  constructor () {
+    super()
+    this.name = 'AbortError'
+  }
+
+  static create (): ResponseDestroyedError {
+    return withoutStack(() => new ResponseDestroyedError())
+  }
+}
+
 const ServerClosingBase = createError(
   'FST_HANGUP_SERVER_CLOSING',
   'The server is closing and the grace period is over',

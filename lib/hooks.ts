@@ -99,10 +99,13 @@ export function createHooks (runtime: Runtime, internals: FastifySignalInternals
    */
   function onError (request: FastifyRequest, reply: FastifyReply, error: FastifyError, done: () => void): void {
     const lifecycle = (request as TrackedRequest)[kLifecycle]
-    if (lifecycle !== null) {
-      if (lifecycle.clientGone()) {
-        reply.code(499)
-      } else if (isFatal !== null && guard !== null && !lifecycle.fatal && escalates(isFatal, error, request)) {
+    if (lifecycle?.clientGone() === true) {
+      reply.code(499)
+    } else if (lifecycle != null) {
+      // Fastify destroys a response whose headers are out when an error
+      // reaches it: that cut is the server's, whatever abortOnError says.
+      lifecycle.failed = true
+      if (isFatal !== null && guard !== null && !lifecycle.fatal && escalates(isFatal, error, request)) {
         guard.fatal(error, 'isFatal', lifecycle, false)
       } else if (abortOnError) {
         lifecycle.abort(error)

@@ -131,7 +131,7 @@ export default fastifyHangup
 export { interceptor, detach } from './interceptor.js'
 export type { HangupInterceptor, DispatchHandler, DispatchController, DispatchFunction } from './interceptor.js'
 export type { CancelReason } from './stats.js'
-export { ClientDisconnectedError, ResponseSentError, ServerClosingError, InvalidOptionError, AlreadyRegisteredError } from './errors.js'
+export { ClientDisconnectedError, ResponseSentError, ResponseDestroyedError, ServerClosingError, InvalidOptionError, AlreadyRegisteredError } from './errors.js'
 export type { DisconnectPhase } from './errors.js'
 export type { FastifyHangupOptions, FatalOptions, DisconnectLogLevel } from './options.js'
 export type { HangupStats } from './stats.js'

@@ -1,6 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
-import { ClientDisconnectedError, ResponseSentError, type DisconnectPhase } from './errors.js'
+import { ClientDisconnectedError, ResponseDestroyedError, ResponseSentError, type DisconnectPhase } from './errors.js'
 import type { Counters } from './stats.js'
 import type { DisconnectLogLevel } from './options.js'
 import type { GracefulClose } from './graceful-close.js'
@@ -25,7 +25,7 @@ export interface RawRequest {
   readonly complete: boolean
   readonly readableEnded: boolean
   readonly stream?: { readonly endAfterHeaders: boolean }
-  readonly socket: { readonly destroyed: boolean } | null
+  readonly socket: { readonly destroyed: boolean, readonly readableEnded?: boolean, readonly errored?: Error | null } | null
   removeListener (event: 'close', listener: () => void): unknown
   on (event: 'close', listener: (this: RawRequest) => void): unknown
   [kLifecycle]?: RequestLifecycle
@@ -36,7 +36,7 @@ export interface RawResponse {
   readonly writableEnded: boolean
   readonly headersSent: boolean
   readonly destroyed?: boolean
-  readonly stream?: { readonly destroyed: boolean }
+  readonly stream?: { readonly destroyed: boolean, readonly rstCode?: number }
   /** null while an HTTP/1.1 pipelined response waits for the one before it. */
   readonly socket?: unknown
   on (event: 'close', listener: (this: RawResponse) => void): unknown
@@ -73,6 +73,27 @@ export function phaseOf (req: RawRequest, res: RawResponse): DisconnectPhase {
   return uploading ? 'upload' : 'handler'
 }
 
+/** HTTP/2's NO_ERROR: the code a stream the server itself destroyed closes with. */
+const NGHTTP2_NO_ERROR = 0
+
+/**
+ * Whether the client, not the server, ended a response cut mid-body. Fastify
+ * destroys the response when the stream it sends fails after the headers
+ * are out (an upstream that resets or closes mid-body); that 'close' is not
+ * a hang-up (found by test/fault/upstream-faults.test.ts). HTTP/1: the
+ * client's FIN ended the socket's readable side, or its RST (or a write to
+ * its closed socket) errored it; the server's own destroy() leaves neither.
+ * HTTP/2: a client's RST_STREAM (CANCEL) or a lost session closes the stream
+ * with an error code, the server's destroy() with NO_ERROR. Measured on Node
+ * 20, 22 and 24; a client that resets with NO_ERROR reads as the server, and
+ * still has its upstream calls cancelled.
+ */
+function clientEnded (req: RawRequest, res: RawResponse): boolean {
+  if (res.stream !== undefined) return res.stream.rstCode !== NGHTTP2_NO_ERROR
+  const socket = req.socket
+  return socket === null || socket.readableEnded === true || socket.errored != null
+}
+
 /** True when the client is already gone although the response never finished. */
 function responseIsDead (req: RawRequest, res: RawResponse): boolean {
   if (res.writableEnded) return false
@@ -100,6 +121,8 @@ export class RequestLifecycle {
   timeoutCleanup: (() => void) | null = null
   /** Set when this request raised a fatal error: its answer is the generic 500. */
   fatal = false
+  /** An error went through Fastify's error path (not a hang-up's aftermath): a cut after it is the server's. */
+  failed = false
   /**
    * Upstream calls bound to this request that have not ended. They are
    * cancelled directly, not through the signal: binding a call must not
@@ -146,8 +169,14 @@ export class RequestLifecycle {
     return this.controller.signal
   }
 
-  /** Aborts the signal if it exists and is not aborted yet; nothing to do otherwise. */
+  /**
+   * Aborts the signal if it exists and is not aborted yet, and the bound
+   * calls. The reason is kept even with nothing to stop: a response cut
+   * after this (an error or a crash after the headers, the deadline) is the
+   * server's doing, not a hang-up, and a signal first read later says why.
+   */
   abort (reason: unknown): void {
+    this.reason ??= reason
     this.abortWith(() => reason)
   }
 
@@ -210,10 +239,15 @@ export class RequestLifecycle {
       if (this.runtime.abortOnResponse) this.abortWith(ResponseSentError.create)
       return
     }
-    // Cut after the signal was already aborted (handler timeout with headers
-    // sent, an error after headers): the server ended it, not the client.
-    if (this.controller?.signal.aborted === true) return
-    this.disconnected(phaseOf(this.req, res))
+    // Cut after the request was aborted (handler timeout with headers sent,
+    // an error or a crash after headers, the deadline): the server ended it.
+    if (this.controller?.signal.aborted === true || this.reason !== undefined) return
+    const phase = phaseOf(this.req, res)
+    if (phase === 'response' && (this.failed || !clientEnded(this.req, res))) {
+      this.abortWith(ResponseDestroyedError.create)
+      return
+    }
+    this.disconnected(phase)
   }
 
   /**

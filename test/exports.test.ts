@@ -7,7 +7,7 @@ import * as cluster from '../lib/cluster.js'
 const root = join(__dirname, '..', '..', '..')
 
 test('the source entry exports the plugin as default and fastifyHangup, and the error classes', (t: TestContext) => {
-  t.plan(8)
+  t.plan(9)
   t.assert.strictEqual(new api.InvalidOptionError('x', 'y', 'z').code, 'FST_HANGUP_INVALID_OPTION')
   t.assert.strictEqual(new api.AlreadyRegisteredError().code, 'FST_HANGUP_ALREADY_REGISTERED')
   t.assert.strictEqual(typeof api.default, 'function')
@@ -16,6 +16,8 @@ test('the source entry exports the plugin as default and fastifyHangup, and the 
   const reason = api.ClientDisconnectedError.create('upload')
   t.assert.deepStrictEqual([reason.name, reason.code, reason.phase, reason.statusCode], ['AbortError', 'FST_HANGUP_CLIENT_DISCONNECTED', 'upload', 499])
   t.assert.deepStrictEqual([api.ResponseSentError.create().name, api.ResponseSentError.create().code], ['AbortError', 'FST_HANGUP_RESPONSE_SENT'])
+  const destroyed = api.ResponseDestroyedError.create()
+  t.assert.deepStrictEqual([destroyed.name, destroyed.code, destroyed.statusCode, String(destroyed.stack).includes('\n    at ')], ['AbortError', 'FST_HANGUP_RESPONSE_DESTROYED', 500, false])
   const closing = api.ServerClosingError.create()
   t.assert.deepStrictEqual([closing.name, closing.code, closing.statusCode, String(closing.stack).includes('\n    at ')], ['AbortError', 'FST_HANGUP_SERVER_CLOSING', 503, false])
 })

@@ -179,6 +179,37 @@ test('reply.hijack(): the signal still follows the client; a hijacked response t
   t.assert.deepStrictEqual(loud(), [])
 })
 
+for (const abortOnError of [true, false]) {
+  test(`an error after the headers were sent (abortOnError: ${String(abortOnError)}): Fastify cuts the response, and that is no hang-up`, async (t: TestContext) => {
+    t.plan(5)
+    const { app, logs } = await buildApp(t, { abortOnError, fatal: false })
+    let signal: AbortSignal | undefined
+    app.get('/lazy', async (_req, reply) => {
+      reply.raw.writeHead(200, { 'content-type': 'text/plain' })
+      reply.raw.write('partial')
+      throw new Error('failed after the headers')
+    })
+    app.get('/read', async (req, reply) => {
+      signal = req.signal
+      reply.raw.writeHead(200, { 'content-type': 'text/plain' })
+      reply.raw.write('partial')
+      throw new Error('failed after the headers')
+    })
+    const { url } = await listen(app)
+    for (const path of ['/lazy', '/read']) {
+      // The client stays; it sees the headers, then a cut.
+      const res = await request(url + path)
+      await t.assert.rejects(res.body.text())
+    }
+    await until(() => app.hangup.stats().inflight === 0, 'both responses to close')
+    t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 0, response: 0 })
+    t.assert.deepStrictEqual(logs.filter((l) => l.msg === 'client disconnected'), [])
+    // With abortOnError the signal has the error; without it, the cut itself aborts it.
+    const reason = signal?.reason as { code?: string, message?: string } | undefined
+    t.assert.strictEqual(abortOnError ? reason?.message : reason?.code, abortOnError ? 'failed after the headers' : 'FST_HANGUP_RESPONSE_DESTROYED')
+  })
+}
+
 test('bad input: garbage, a truncated body and a hang-up mid-headers crash nothing and log nothing above info', async (t: TestContext) => {
   t.plan(4)
   const { stream, lines, above } = captureLogs()

@@ -6,6 +6,7 @@ import hangup, {
   ClientDisconnectedError,
   ResponseSentError,
   ServerClosingError,
+  ResponseDestroyedError,
   interceptor,
   detach,
   type HangupInterceptor,
@@ -71,6 +72,7 @@ expectType<Promise<void>>(app.hangup.shutdown(new Error('reload failed')))
 expectType<number>(app.hangup.stats().fatal)
 expectError(app.hangup.closing = true)
 expectType<'FST_HANGUP_SERVER_CLOSING'>(ServerClosingError.create().code)
+expectType<'FST_HANGUP_RESPONSE_DESTROYED'>(ResponseDestroyedError.create().code)
 
 // autoBind and the interceptor
 app.register(hangup, { autoBind: true })
