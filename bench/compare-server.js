@@ -13,6 +13,9 @@
 // parent asks for the counts over IPC ('logs') before and after each batch.
 // The child exits on 'stop' (app.close()) or when the parent goes away.
 
+const { logCounter } = require('./log-counter.js')
+const { stopper } = require('./stopper.js')
+
 const VARIANTS = {
   'core-signal': 'no plugin, undici.request(url, { signal: request.signal }): Fastify\'s own signal',
   'reply-from': '@fastify/reply-from, reply.from() (base: the upstream)',
@@ -20,45 +23,6 @@ const VARIANTS = {
   'hangup-signal': 'fastify-hangup (default options), undici.request(url, { signal: request.signal })',
   'hangup-autobind': 'fastify-hangup { autoBind: true }, undici.request(url), no signal',
   none: 'no plugin, undici.request(url), no signal (the no-cancellation reference)'
-}
-
-/** Counts pino's JSON lines by level and by level + message (+ error code). */
-function logCounter () {
-  const byLevel = {}
-  const byMessage = {}
-  const samples = {}
-  let lines = 0
-  return {
-    stream: {
-      write (line) {
-        lines++
-        let entry
-        try {
-          entry = JSON.parse(line)
-        } catch {
-          entry = { level: 0, msg: `unparsable log line: ${String(line).slice(0, 200)}` }
-        }
-        byLevel[entry.level] = (byLevel[entry.level] ?? 0) + 1
-        if (entry.level >= 40) {
-          const code = entry.err?.code ?? entry.err?.type ?? ''
-          const key = `${entry.level} ${entry.msg}${code ? ` (${code})` : ''}`
-          byMessage[key] = (byMessage[key] ?? 0) + 1
-          if (!samples[key]) samples[key] = []
-          if (samples[key].length < 2) {
-            const shown = { ...entry }
-            if (shown.err?.stack) shown.err = { ...shown.err, stack: String(shown.err.stack).split('\n').slice(0, 4).join('\n') }
-            samples[key].push(JSON.stringify(shown).slice(0, 1500))
-          }
-        } else {
-          const key = `${entry.level} ${entry.msg}`
-          byMessage[key] = (byMessage[key] ?? 0) + 1
-        }
-      }
-    },
-    snapshot () {
-      return { lines, byLevel: { ...byLevel }, byMessage: { ...byMessage }, samples: JSON.parse(JSON.stringify(samples)) }
-    }
-  }
 }
 
 function workPath (request) {
@@ -133,17 +97,7 @@ async function main () {
 
   const app = await buildApp(variant, upstream, logs, { push: (e) => closes.push(e) })
 
-  let stopping = false
-  function stop () {
-    if (stopping) return
-    stopping = true
-    const done = setTimeout(() => process.exit(1), 5000)
-    done.unref()
-    app.close().then(() => process.exit(0), (err) => {
-      console.error(err)
-      process.exit(1)
-    })
-  }
+  const stop = stopper(app)
   process.on('message', (msg) => {
     if (msg === 'stop') stop()
     else if (msg === 'logs' && process.connected) {

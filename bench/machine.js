@@ -4,6 +4,16 @@ const { execFileSync } = require('node:child_process')
 const fs = require('node:fs')
 const os = require('node:os')
 
+/** The versions every result records: Node, Fastify, undici and the plugin. */
+function versions () {
+  return {
+    node: process.version,
+    fastify: require('fastify/package.json').version,
+    undici: require('undici/package.json').version,
+    plugin: require('../package.json').version
+  }
+}
+
 /** What the results JSON says about the machine. */
 function machineInfo () {
   const cpus = os.cpus()
@@ -104,4 +114,4 @@ function pinTo (pid, cpu) {
   execFileSync('taskset', ['-a', '-p', '-c', String(cpu), String(pid)], { stdio: 'ignore' })
 }
 
-module.exports = { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo }
+module.exports = { versions, machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo }

@@ -46,7 +46,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { loadPlugin } = require('./load-plugin.js')
-const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo } = require('./machine.js')
+const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, pinTo, versions: benchVersions } = require('./machine.js')
 const { quantile } = require('./stats.js')
 
 const BLOCK = 10
@@ -338,12 +338,7 @@ function printCase (c) {
 async function main () {
   const opts = readOptions()
   loadPlugin() // fails early, with a clear message, when dist/ is not built
-  const versions = {
-    node: process.version,
-    fastify: require('fastify/package.json').version,
-    undici: require('undici/package.json').version,
-    plugin: require('../package.json').version
-  }
+  const versions = benchVersions()
   console.log(`fastify-hangup cost per bound upstream call: Node ${versions.node}, fastify ${versions.fastify}, undici ${versions.undici}`)
   console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; ${opts.rounds} rounds x ${opts.calls} calls per mode, ${opts.perRequest.join(' and ')} call(s) per request, warm-up ${opts.warmup} calls per mode`)
   const idleBeforeStart = await warnIfBusy()
