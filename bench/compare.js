@@ -24,7 +24,7 @@ const { once } = require('node:events')
 const { setTimeout: sleep } = require('node:timers/promises')
 const { cli, list } = require('./cli.js')
 const { loadPlugin } = require('./load-plugin.js')
-const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet } = require('./machine.js')
+const { machineInfo, warnIfBusy, othersCpu, othersCpuDelta, waitForQuiet, versions: benchVersions } = require('./machine.js')
 const { quantile } = require('./stats.js')
 const { VARIANTS } = require('./compare-server.js')
 
@@ -645,9 +645,7 @@ async function main () {
     if (need !== null && versionOf(need) === null) fail(`variant ${v} needs ${need}: npm install (it is a devDependency)`)
   }
   const versions = {
-    node: process.version,
-    fastify: require('fastify/package.json').version,
-    undici: require('undici/package.json').version,
+    ...benchVersions(),
     replyFrom: versionOf('@fastify/reply-from'),
     httpProxy: versionOf('@fastify/http-proxy'),
     pino: (() => {
@@ -656,8 +654,7 @@ async function main () {
       } catch {
         return null
       }
-    })(),
-    plugin: require('../package.json').version
+    })()
   }
   console.log(`fastify-hangup compare: Node ${versions.node}, fastify ${versions.fastify}, undici ${versions.undici}, reply-from ${versions.replyFrom}, http-proxy ${versions.httpProxy}`)
   console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; ${opts.requests} requests per variant and method in ${opts.rounds} rounds, ${opts.concurrency} at once, ${Math.round(opts.hangupShare * 100)}% hang up after ${opts.hangupAfter} ms, upstream work ${opts.work} ms, ${opts.closedLoop ? 'closed loop' : `a client every ${opts.intervalMs.toFixed(1)} ms`}`)

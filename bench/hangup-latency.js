@@ -28,7 +28,7 @@ const fs = require('node:fs')
 const os = require('node:os')
 const path = require('node:path')
 const { loadPlugin } = require('./load-plugin.js')
-const { machineInfo, warnIfBusy } = require('./machine.js')
+const { machineInfo, warnIfBusy, versions: benchVersions } = require('./machine.js')
 
 const HELP = `usage: node bench/hangup-latency.js [options]
 
@@ -303,12 +303,7 @@ async function main () {
     seconds: Math.round((Date.now() - startedAt) / 1000),
     command: `node bench/hangup-latency.js ${process.argv.slice(2).join(' ')}`.trim(),
     machine: { ...machineInfo(), idleBeforeStart },
-    versions: {
-      node: process.version,
-      fastify: require('fastify/package.json').version,
-      undici: require('undici/package.json').version,
-      plugin: require('../package.json').version
-    },
+    versions: benchVersions(),
     options: { n: opts.n, warmup: opts.warmup, hold: opts.hold, noneN: opts.noneN, noneHold: opts.noneHold, maxSeconds: opts.maxSeconds },
     target: { p99Ms: 2 },
     summaries

@@ -733,6 +733,16 @@ const COMPARE_ROWS = [
 ]
 
 /** One figure per Node if they differ, else the one figure. */
+/** A row of a table with one column per Node (`cols`): its label, then `fmt(json)` of each. */
+function byNode (cols) {
+  return (name, fmt) => [name, ...cols.map((c) => fmt(c.json))]
+}
+
+/** The table of `rows` (from byNode) under a "Node x.y.z" header per column. */
+function nodeTable (cols, rows) {
+  return table(['', ...cols.map((c) => `Node ${bareVersion(c.node)}`)], rows, ['l', ...cols.map(() => 'l')])
+}
+
 function perNode (cols, fmt) {
   const values = cols.map(fmt)
   return values.every((v) => v === values[0]) ? values[0] : cols.map((c, i) => `${major(c.node)}: ${values[i]}`).join(', ')
@@ -875,7 +885,7 @@ function renderCluster (ctx) {
   const dist = (x) => `${d(x.median)} / ${d(x.p90)} / ${d(x.max)}`
   const builds = new Set(cols.map((c) => c.json.build?.sha256))
   const buildText = builds.size === 1 && !builds.has(undefined) ? `one build for the ${word(cols.length)} Nodes` : 'builds as each file says'
-  const row = (name, fmt) => [name, ...cols.map((c) => fmt(c.json))]
+  const row = byNode(cols)
   const rows = [
     row("**restart**: the crash's 500 → first answer from the replacement, median / p90 / max", (j) => {
       const r = j.restart
@@ -941,7 +951,7 @@ function renderCluster (ctx) {
   return paragraphs(
     `**Cluster: restart time and throughput under crashes** (\`node bench/cluster.js\`: a
 \`startCluster({ workers: ${opts.workers} })\` cluster with the plugin's defaults on 127.0.0.1; ${buildText.replace(/ (\S+ Nodes)$/, '\n$1')}; ${opts.samples} restart samples, and ${opts.rounds} alternating rounds of ${opts.duration} s autocannon runs, \`-c ${opts.connections}\`, per mode):`,
-    table(['', ...cols.map((c) => `Node ${bareVersion(c.node)}`)], rows, ['l', ...cols.map(() => 'l')]),
+    nodeTable(cols, rows),
     bullets(
       `**Target: restart ≤ ${target} ms, ${allMet ? 'met** on every Node' : `${verdict(p90)}**`} (p90 ≤ ${num(Math.ceil(Math.max(...p90.map((x) => x.p90))))} ms).${maxNotes}
   Nearly all of a restart is the new worker's own start (Node, Fastify, the plugin); the
@@ -998,9 +1008,8 @@ function renderSoak (ctx) {
   const mark = (j) => j.samples.find((s) => s.requests === Math.round(j.options.requests / 10))
   const end = (j) => j.samples.at(-1)
   const growth = (j) => end(j).heapUsed - mark(j).heapUsed
-  const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0)
   const handles = (r) => Object.entries(r).map(([k, v]) => `${k} ${v}`).join(', ')
-  const row = (name, fmt) => [name, ...cols.map((c) => fmt(c.json))]
+  const row = byNode(cols)
   const ok = (j, start) => (check(j, start)?.ok ? '' : ' **(check failed)**')
   const rows = [
     row('requests after the warm-up, time, rate', (j) => `${num(j.options.requests)} in ${num(j.seconds)} s, ${num(j.requestsPerSecond)}/s`),
@@ -1015,7 +1024,7 @@ function renderSoak (ctx) {
       const lines = Object.entries(j.logLines).filter(([key]) => key.endsWith('(FST_ERR_HANDLER_TIMEOUT)')).reduce((a, [, n]) => a + n, 0)
       return `${num(lines)} for ${num(j.byKind.timeout.sent)} timeouts${ok(j, 'Fastify')}`
     }),
-    row('requests not answered as their kind expects', (j) => num(sum(Object.fromEntries(Object.entries(j.byKind).map(([k, v]) => [k, v.failed]))))),
+    row('requests not answered as their kind expects', (j) => num(Object.values(j.byKind).reduce((n, k) => n + k.failed, 0))),
     row('hang-ups counted upload / handler / response (= sent)', (j) => {
       const d = j.final.stats.disconnects
       return `${num(d.upload)} / ${num(d.handler)} / ${num(d.response)}${ok(j, 'disconnects')}`
@@ -1036,7 +1045,7 @@ of 20 kinds: 6 with no upstream call, 6 proxied (GET and POST, 2 on fresh connec
 of 4 calls, 1 handler timeout, and 5 hang-ups: upload, handler (keep-alive GET, fresh POST),
 fan-out, response. At ${cols[0].json.samples.length} marks the load pauses until nothing is in flight and every
 connection is closed, and the app reports its heap after GC and its active handles):`,
-    table(['', ...cols.map((c) => `Node ${bareVersion(c.node)}`)], rows, ['l', ...cols.map(() => 'l')]),
+    nodeTable(cols, rows),
     bullets(
       `**Targets** (heap growth under ${num(opts.maxGrowthBytes / 2 ** 20)} MB between the 10% mark and the end, handles back to the
   baseline, no warning): **${verdict(targets)}**. The other checks of the script (every count above

@@ -221,15 +221,20 @@ function clients (port, upstream) {
   let agent = new http.Agent({ keepAlive: true, maxSockets: Infinity })
 
   function open (method, p, { fresh = false, headers = {} } = {}) {
-    const req = http.request({ host: '127.0.0.1', port, method, path: p, agent: fresh ? false : agent, headers })
+    return http.request({ host: '127.0.0.1', port, method, path: p, agent: fresh ? false : agent, headers })
+  }
+
+  /** Sends the whole request: a POST carries BODY. */
+  function send (method, p, fresh = false) {
+    const body = method === 'POST' ? BODY : undefined
+    const req = open(method, p, { fresh, headers: body ? { 'content-type': 'application/json', 'content-length': body.length } : {} })
+    req.end(body)
     return req
   }
 
   /** A whole exchange: resolves { status, body } once the response ended. */
-  async function exchange (method, p, options = {}) {
-    const body = method === 'POST' ? BODY : undefined
-    const req = open(method, p, { ...options, headers: body ? { 'content-type': 'application/json', 'content-length': body.length } : {} })
-    req.end(body)
+  async function exchange (method, p, { fresh = false } = {}) {
+    const req = send(method, p, fresh)
     const [res] = await next(req, 'response')
     const chunks = []
     res.on('data', (c) => chunks.push(c))
@@ -258,9 +263,7 @@ function clients (port, upstream) {
     /** Handler: gone once the upstream has all `calls` of this request. */
     async hangUpHandler (method, p, id, calls, fresh) {
       const arrival = upstream.arrival(id, calls)
-      const body = method === 'POST' ? BODY : undefined
-      const req = open(method, p, { fresh, headers: body ? { 'content-type': 'application/json', 'content-length': body.length } : {} })
-      req.end(body)
+      const req = send(method, p, fresh)
       try {
         await hangUp(req, within(arrival, `upstream call of ${p}`))
       } finally {
@@ -269,8 +272,7 @@ function clients (port, upstream) {
     },
     /** Response: gone after the first chunk of a streamed response. */
     async hangUpResponse (p) {
-      const req = open('GET', p)
-      req.end()
+      const req = send('GET', p)
       await hangUp(req, next(req, 'response').then(([res]) => {
         if (res.statusCode !== 200) throw new Error(`status ${res.statusCode}`)
         return next(res, 'data')
@@ -525,17 +527,19 @@ async function main () {
     if (!opts.quiet) console.log(`baseline: heap ${mb(baseline.heapUsed)} MB, rss ${mb(baseline.rss)} MB, handles ${JSON.stringify(baseline.resources)}`)
     const t0 = Date.now()
     let done = 0
+    let final
     for (const mark of marksOf(opts)) {
       await runRange(opts.warmup + done, opts.warmup + mark, opts, c, counts)
       done = mark
-      const s = summary(await quietSample(app, upstream, c, baseline), mark, t0)
+      final = await quietSample(app, upstream, c, baseline)
+      const s = summary(final, mark, t0)
       samples.push(s)
       if (!opts.quiet) {
         console.log(`${String(mark).padStart(8)} requests ${String(s.seconds).padStart(6)} s  heap ${mb(s.heapUsed).padStart(6)} MB (${s.heapUsed >= baseline.heapUsed ? '+' : ''}${mb(s.heapUsed - baseline.heapUsed)})  rss ${mb(s.rss)} MB  handles ${s.quiet ? 'as at the baseline' : `NOT QUIET ${JSON.stringify(s.resources)}`}`)
       }
     }
-    const final = await app.sample()
-    // The counters since the baseline: the warm-up's requests are not in `counts`.
+    // The last mark's sample is the end state. Its counters since the
+    // baseline: the warm-up's requests are not in `counts`.
     final.stats = {
       ...final.stats,
       disconnects: { upload: 0, handler: 0, response: 0, ...since(final.stats.disconnects, statsAtBaseline.disconnects) },
