@@ -10,7 +10,7 @@ import { FINAL_FLUSH_MS, STRAGGLER_SETTLE_MS } from '../lib/close-timing.js'
 import { secondaryServers } from '../lib/graceful-close.js'
 import { flushLog } from '../lib/process-guard.js'
 import { answerGenerically, genericBody } from '../lib/respond.js'
-import { buildApp, listen, until, within } from './helpers/app.js'
+import { buildApp, listen, PATIENCE_MS, until, within } from './helpers/app.js'
 
 /**
  * The graceful close in this process, with `exit: false` and no signals (a
@@ -42,7 +42,7 @@ test('shutdown(): a request that arrives while the app drains is served with Con
   t.assert.strictEqual(slow.statusCode, 200)
   t.assert.strictEqual(slow.headers.connection, 'close')
   t.assert.deepStrictEqual(await slow.body.json(), { closing: true })
-  await within(closed, 2000, 'the close')
+  await within(closed, PATIENCE_MS, 'the close')
   t.assert.strictEqual(app.server.listening, false)
   t.assert.deepStrictEqual(loud(), [])
 })
@@ -50,7 +50,7 @@ test('shutdown(): a request that arrives while the app drains is served with Con
 test('shutdown(error) without process handling (fatal: false): logged at fatal, counted, the app closes', async (t: TestContext) => {
   const { app, logs } = await buildApp(t, { fatal: false })
   await app.ready()
-  await within(app.hangup.shutdown(new Error('config reload failed')), 2000, 'the close')
+  await within(app.hangup.shutdown(new Error('config reload failed')), PATIENCE_MS, 'the close')
   t.assert.strictEqual(app.hangup.stats().fatal, 1)
   const line = logs.find((l) => l.level === 60)
   t.assert.strictEqual(line?.msg, 'shutdown with an error: closing gracefully')
@@ -61,7 +61,7 @@ test('an onClose hook that fails does not stop the close: it is logged', async (
   const { app, logs } = await buildApp(t, inProcess)
   app.addHook('onClose', async () => { throw new Error('db gone') })
   await app.ready()
-  await within(app.hangup.shutdown(), 2000, 'the close')
+  await within(app.hangup.shutdown(), PATIENCE_MS, 'the close')
   t.assert.ok(logs.some((l) => l.level === 50 && l.msg === 'fastify.close() failed during the graceful close'))
 })
 
@@ -194,7 +194,7 @@ test('at the grace deadline (in process): a straggler that ignores its signal ge
   const pending = request(`${url}/deaf`)
   await until(() => app.hangup.stats().inflight === 1, 'the request')
   const started = performance.now()
-  await within(app.hangup.shutdown(), 2000, 'the close')
+  await within(app.hangup.shutdown(), PATIENCE_MS, 'the close')
   const elapsed = performance.now() - started
   const answer = await pending
   t.assert.strictEqual(answer.statusCode, 503)
@@ -230,7 +230,7 @@ test('Fastify\'s other bindings (listen on localhost = 127.0.0.1 + ::1) stop acc
   t.assert.strictEqual(secondary.listening, false)
   await t.assert.rejects(request(`http://127.0.0.1:${port}/slow`), { code: 'ECONNREFUSED' })
   t.assert.strictEqual((await inFlight).statusCode, 200)
-  await within(closed, 2000, 'the close')
+  await within(closed, PATIENCE_MS, 'the close')
 })
 
 test('secondaryServers: found from an encapsulated instance through its prototype; none where Fastify has no such slot', async (t: TestContext) => {

@@ -28,8 +28,22 @@ export async function listen (app: FastifyInstance): Promise<{ url: string, port
   return { url: `http://127.0.0.1:${port}`, port }
 }
 
+/**
+ * How long a test waits for something that must happen before it calls it a
+ * failure. Generous on purpose: on a loaded 2-core machine a process start, a
+ * drain or an upstream's close can take seconds, and a wait that ends early
+ * costs nothing. Where a test proves that something happens *soon* (not at a
+ * keep-alive timeout, not at a grace deadline, not when an upstream would
+ * have answered), what it rules out is set to take longer than this
+ * (NEVER_MS), so the proof does not depend on the machine's speed.
+ */
+export const PATIENCE_MS = 30_000
+
+/** Longer than any wait of a test: a timeout, deadline or upstream delay a test proves is *not* reached. */
+export const NEVER_MS = 4 * PATIENCE_MS
+
 /** Resolves when `check()` is true; rejects with `what` after `timeoutMs`. Polls every 5 ms. */
-export async function until (check: () => boolean, what: string, timeoutMs = 3000): Promise<void> {
+export async function until (check: () => boolean, what: string, timeoutMs = PATIENCE_MS): Promise<void> {
   const started = performance.now()
   while (!check()) {
     if (performance.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)

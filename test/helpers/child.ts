@@ -5,6 +5,7 @@ import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import type { TestContext } from 'node:test'
 import type { FixtureConfig } from '../fixtures/fatal-app.js'
+import { PATIENCE_MS } from './app.js'
 
 /** One pino line of the child's stdout. */
 export interface LogLine {
@@ -44,7 +45,7 @@ export async function startFixture (t: TestContext, config: FixtureConfig, apps 
   const child = spawnLogged(t, FIXTURE, { HANGUP_FIXTURE: JSON.stringify(config) })
   const ports: number[] = []
   for (let i = 0; i < apps; i++) {
-    const line = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at') && !ports.includes(portOf(l)), 10_000)
+    const line = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at') && !ports.includes(portOf(l)))
     ports.push(portOf(line))
   }
   return { ...child, ports, url: `http://127.0.0.1:${ports[0]}` }
@@ -116,7 +117,7 @@ export function spawnLogged (t: TestContext, file: string, env: Record<string, s
   }, () => {})
   killAfter(t, child, detached)
 
-  function waitForLog (match: (line: LogLine) => boolean, timeoutMs = 5000): Promise<LogLine> {
+  function waitForLog (match: (line: LogLine) => boolean, timeoutMs = PATIENCE_MS): Promise<LogLine> {
     return new Promise((resolve, reject) => {
       const check = (): boolean => {
         const line = logs.find(match)

@@ -3,10 +3,12 @@ import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { TestContext } from 'node:test'
 import type { Random } from './fault-random.js'
+import { PATIENCE_MS } from './app.js'
 import { until } from './matrix-util.js'
 
 /** How long any single wait of the fault suite may take before the case fails. */
-export const WAIT_MS = 5000
+/** Every wait of the fault suite: generous, since a loaded machine is slow (see PATIENCE_MS). */
+export const WAIT_MS = PATIENCE_MS
 
 /**
  * What the upstream does once it has read a request's body:

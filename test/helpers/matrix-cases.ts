@@ -5,6 +5,7 @@ import { connectClient, isHttp2, isTls, type Exchange, type MatrixClient, type T
 import { startMatrixUpstream, type MatrixUpstream, type MatrixUpstreamOptions } from './matrix-upstream.js'
 import { knownLogIssue } from './matrix-known-issues.js'
 import { describeError, poll, tlsMaterial, until, within } from './matrix-util.js'
+import { NEVER_MS, PATIENCE_MS } from './app.js'
 
 /** Where the client is when it hangs up (the test's view). */
 export type Phase = 'upload' | 'headers' | 'handler' | 'response'
@@ -42,10 +43,10 @@ interface PhaseSpec {
  *   leaves after its first chunk.
  */
 export const PHASES: Record<Phase, PhaseSpec> = {
-  upload: { pluginPhase: 'upload', mode: 'buffer', upstream: { delayMs: 3000 }, methods: ['STREAM'], syncOn: 'the upstream received part of the body' },
-  headers: { pluginPhase: 'handler', mode: 'buffer', upstream: { delayMs: 3000 }, methods: ['GET', 'JSON', 'STREAM'], syncOn: 'the upstream received the whole request' },
-  handler: { pluginPhase: 'handler', mode: 'buffer', upstream: { delayMs: 0, chunks: 150, chunkEveryMs: 20 }, methods: ['GET', 'JSON', 'STREAM'], syncOn: 'the route got the upstream headers and the upstream sent a chunk' },
-  response: { pluginPhase: 'response', mode: 'stream', upstream: { delayMs: 0, chunks: 150, chunkEveryMs: 20 }, methods: ['GET', 'JSON', 'STREAM'], syncOn: 'the client received the first chunk' }
+  upload: { pluginPhase: 'upload', mode: 'buffer', upstream: { delayMs: NEVER_MS }, methods: ['STREAM'], syncOn: 'the upstream received part of the body' },
+  headers: { pluginPhase: 'handler', mode: 'buffer', upstream: { delayMs: NEVER_MS }, methods: ['GET', 'JSON', 'STREAM'], syncOn: 'the upstream received the whole request' },
+  handler: { pluginPhase: 'handler', mode: 'buffer', upstream: { delayMs: 0, chunks: NEVER_MS / 20, chunkEveryMs: 20 }, methods: ['GET', 'JSON', 'STREAM'], syncOn: 'the route got the upstream headers and the upstream sent a chunk' },
+  response: { pluginPhase: 'response', mode: 'stream', upstream: { delayMs: 0, chunks: NEVER_MS / 20, chunkEveryMs: 20 }, methods: ['GET', 'JSON', 'STREAM'], syncOn: 'the client received the first chunk' }
 }
 
 export interface Cell {
@@ -66,9 +67,13 @@ export function cellsFor (transport: Transport): Cell[] {
   return cells
 }
 
-/** Bounds: the upstream works 3000 ms, so a close within 1000 ms of the hang-up means it was stopped. */
-const CLOSE_BOUND_MS = 1000
-const WAIT_MS = 2500
+/**
+ * Bounds: the upstream works NEVER_MS, longer than any wait here, so a close
+ * before its answer means it was stopped; within PATIENCE_MS of the hang-up
+ * rules out a close by a client timeout (undici's are 300 s).
+ */
+const CLOSE_BOUND_MS = PATIENCE_MS
+const WAIT_MS = PATIENCE_MS
 const UPLOAD_DECLARED = 100_000
 const UPLOAD_SENT = 1000
 const STREAM_BODY = 4096
@@ -183,7 +188,7 @@ async function assertHangUpHandled (t: TestContext, h: Harness, pluginPhase: Plu
     t.assert.deepStrictEqual(await h.client.complete('GET', '/ok', WAIT_MS), { status: 200, body: 'ok' })
   }
   // Closing the app flushes whatever the request still had to log.
-  await within(h.closeApp(), 5000, 'the app to close')
+  await within(h.closeApp(), PATIENCE_MS, 'the app to close')
   t.assert.strictEqual(h.stats().inflight, 0)
   const lines = h.logs.lines.filter((l) => l.msg === 'client disconnected')
   t.assert.strictEqual(lines.length, 1, 'one "client disconnected" line')
@@ -238,7 +243,7 @@ async function runCell (t: TestContext, cell: Cell): Promise<void> {
  * counted as an upload one, logged at info, and never reach the upstream.
  */
 async function runJsonUploadCell (t: TestContext, transport: Transport): Promise<void> {
-  const h = await harness(t, transport, 'request', { delayMs: 3000 })
+  const h = await harness(t, transport, 'request', { delayMs: NEVER_MS })
   const exchange = h.client.request('POST', '/proxy/buffer', { 'content-type': 'application/json', 'content-length': UPLOAD_DECLARED }, true)
   try {
     if (transport === 'h1-reuse') t.assert.strictEqual(await within(exchange.reusedSocket, WAIT_MS, 'a socket'), true, 'second request on the same socket')

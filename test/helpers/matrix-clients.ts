@@ -3,6 +3,7 @@ import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
 import { within } from './matrix-util.js'
+import { PATIENCE_MS } from './app.js'
 
 /** How the test client reaches the Fastify app. */
 export type Transport = 'h1' | 'h1-reuse' | 'https' | 'h2c' | 'h2-tls'
@@ -144,7 +145,7 @@ function http2Client (transport: 'h2c' | 'h2-tls', origin: URL, ca: Buffer | und
       const closed = once(session, 'close')
       session.close()
       try {
-        await within(closed, 2000, 'the HTTP/2 client session to close')
+        await within(closed, PATIENCE_MS, 'the HTTP/2 client session to close')
       } catch {
         session.destroy()
       }

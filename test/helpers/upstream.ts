@@ -1,6 +1,7 @@
 import { once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
+import { PATIENCE_MS } from './app.js'
 
 /** What the upstream saw of one request. */
 export interface UpstreamRecord {
@@ -74,7 +75,7 @@ export async function startUpstream (opts: UpstreamOptions = {}): Promise<Upstre
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
 
-  async function closed (n: number, timeoutMs = 3000): Promise<UpstreamRecord> {
+  async function closed (n: number, timeoutMs = PATIENCE_MS): Promise<UpstreamRecord> {
     const started = performance.now()
     while (records.length < n) {
       const left = timeoutMs - (performance.now() - started)

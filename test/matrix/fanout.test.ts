@@ -7,10 +7,12 @@ import { APIS, BUFFERED, createApp } from '../helpers/matrix-app.js'
 import { connectClient } from '../helpers/matrix-clients.js'
 import { startMatrixUpstream } from '../helpers/matrix-upstream.js'
 import { collectWarnings, describeError, poll, settleWarnings, until, within } from '../helpers/matrix-util.js'
+import { NEVER_MS, PATIENCE_MS } from '../helpers/app.js'
 
 const CALLS = 100
-const WAIT_MS = 5000
-const CLOSE_BOUND_MS = 1000
+const WAIT_MS = PATIENCE_MS
+/** The upstream works NEVER_MS: a close before its answer, within PATIENCE_MS of the hang-up, was the cancellation. */
+const CLOSE_BOUND_MS = PATIENCE_MS
 
 interface FanOutOptions {
   upstreamDelayMs: number
@@ -76,7 +78,7 @@ for (const api of APIS) {
   })
 
   test(`${CALLS} undici.${api} calls sharing one request.signal: a hang-up stops all of them`, async (t: TestContext) => {
-    const { app, upstream, client, warnings, logs, seen } = await fanOutApp(t, api, { upstreamDelayMs: 3000 })
+    const { app, upstream, client, warnings, logs, seen } = await fanOutApp(t, api, { upstreamDelayMs: NEVER_MS })
     const exchange = client.request('GET', '/fan', {}, false)
     exchange.end()
     // fail at once if the route is over before the hang-up (its calls failed)

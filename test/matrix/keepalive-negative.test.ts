@@ -8,12 +8,13 @@ import { captureLogs, INFO } from '../helpers/logs.js'
 import { createApp } from '../helpers/matrix-app.js'
 import { connectClient, type Transport } from '../helpers/matrix-clients.js'
 import { startMatrixUpstream } from '../helpers/matrix-upstream.js'
+import { PATIENCE_MS } from '../helpers/app.js'
 import { collectWarnings, poll, settleWarnings, within } from '../helpers/matrix-util.js'
 
 const REQUESTS = 1000
 /** The whole loop must finish within this (it takes 1-3 s). */
 const LOOP_BUDGET_MS = 30_000
-const WAIT_MS = 5000
+const WAIT_MS = PATIENCE_MS
 
 type Snapshot = Record<string, number>
 
