@@ -70,8 +70,8 @@ test('the README example proxies a POST and stops the upstream when the client h
   t.assert.ok(record.closedAt - record.startedAt < PATIENCE_MS)
 })
 
-// examples/crash.mjs is the README's "Crashes" example, run as pasted.
-test('the README crash example: the crashing request gets a generic 500, the slow one finishes, the process exits 1', async (t: TestContext) => {
+// examples/crash.mjs is docs/crashes.md's example, run as pasted.
+test('the crash example (docs/crashes.md): the crashing request gets a generic 500, the slow one finishes, the process exits 1', async (t: TestContext) => {
   const { port, lines, stderr, exited } = await startExample(t, 'crash.mjs')
   const base = `http://127.0.0.1:${port}`
   t.assert.strictEqual((await request(`${base}/ready`)).statusCode, 200)
@@ -109,8 +109,8 @@ test('the README autoBind example: a repository call made with no signal stops w
   t.assert.strictEqual(record.closedEarly, true)
 })
 
-// examples/cluster.mjs is the README's cluster recipe, run as pasted.
-test('the README cluster example: two workers; a crash is answered 500 and replaced; SIGTERM stops all, exit 0', async (t: TestContext) => {
+// examples/cluster.mjs is docs/cluster.md's example, run as pasted.
+test('the cluster example (docs/cluster.md): two workers; a crash is answered 500 and replaced; SIGTERM stops all, exit 0', async (t: TestContext) => {
   const { port, lines, exited } = await startExample(t, 'cluster.mjs', {}, { kill: 'group' })
   await until(() => lines.filter((line) => line.includes('"msg":"worker listening"')).length === 2, 'both workers to listen')
   const base = `http://127.0.0.1:${port}`
@@ -148,13 +148,22 @@ test('npm run demo:crash: three crashes under load, each answered 500, each work
   t.assert.match(out, /all workers exited: the primary exits 0/)
 })
 
-// "Runs as pasted" holds only while the README shows the file the tests run.
-test('the README shows each example the tests run, verbatim (leading comment lines aside)', async (t: TestContext) => {
+/** Each example the tests above run, and the page that shows it. */
+const SHOWN = {
+  'quickstart.mjs': 'README.md',
+  'autobind.mjs': 'README.md',
+  'crash.mjs': 'docs/crashes.md',
+  'cluster.mjs': 'docs/cluster.md'
+}
+
+// "Runs as pasted" holds only while the page shows the file the tests run.
+test('the README and docs/ show each example the tests run, verbatim (leading comment lines aside)', async (t: TestContext) => {
   const { readFile } = await import('node:fs/promises')
-  const readme = await readFile(join(root, 'README.md'), 'utf8')
-  const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1])
-  for (const file of ['quickstart.mjs', 'crash.mjs', 'autobind.mjs', 'cluster.mjs']) {
+  for (const [file, page] of Object.entries(SHOWN)) {
+    const text = await readFile(join(root, page), 'utf8')
+    const blocks = [...text.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1])
     const source = (await readFile(join(root, 'examples', file), 'utf8')).replace(/^(\/\/.*\n)+/, '')
-    t.assert.ok(blocks.includes(source), `README.md has examples/${file} as a js block`)
+    t.assert.ok(blocks.includes(source), `${page} has examples/${file} as a js block`)
+    t.assert.ok(text.includes(`(${page === 'README.md' ? '' : '../'}examples/${file})`), `${page} links examples/${file}`)
   }
 })
