@@ -10,8 +10,8 @@ import { promisify } from 'node:util'
  * real upstream and real clients on 127.0.0.1) for 50,000 requests that mix
  * completed, hung-up (upload, handler, response, fan-out), timed-out and
  * fan-out requests on keep-alive and fresh connections. The long run is
- * `npm run test:soak` (HANGUP_SOAK_REQUESTS=1000000); its figures are in the
- * README. Every check of the script is asserted here one by one, so a failure
+ * `npm run test:soak` (HANGUP_SOAK_REQUESTS=1000000); its figures are in
+ * docs/benchmarks.md. Every check of the script is asserted here one by one, so a failure
  * names what drifted.
  */
 
