@@ -11,7 +11,7 @@ import Fastify from 'fastify'
 import hangup, { detach, interceptor, ResponseSentError } from '../lib/index.js'
 import { kLifecycle } from '../lib/lifecycle.js'
 import { buildApp, listen, NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
-import { tlsMaterial } from './helpers/matrix-util.js'
+import { tlsMaterial } from './helpers/util.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
 /**

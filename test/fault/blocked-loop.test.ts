@@ -5,7 +5,7 @@ import { test, type TestContext } from 'node:test'
 import {
   assertClean, blockLoop, faultSeed, forkClients, HANG_UPS, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, warmUp,
   watchProcess, type FaultRecord
-} from '../helpers/fault.js'
+} from './helpers/fault.js'
 
 /**
  * Issue 6, part 3: an event loop blocked for 200 ms while hang-ups arrive.

@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test'
 import {
   assertClean, connectRaw, faultCase, faultSeed, hangUp, HANG_UPS, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, warmUp,
   watchProcess, type FaultApp, type FaultUpstream, type HangUp, type Random
-} from '../helpers/fault.js'
+} from './helpers/fault.js'
 
 /**
  * Issue 6, part 3: clients that hang up at a random byte of the request —

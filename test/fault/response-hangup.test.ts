@@ -2,7 +2,7 @@ import { test, type TestContext } from 'node:test'
 import {
   assertClean, connectRaw, faultCase, faultSeed, hangUp, HANG_UPS, PARTIAL_BYTES, PLAIN_BYTES, readUntil, seededRandom, startFaultApp,
   startFaultUpstream, pollUntil, warmUp, watchProcess, type FaultApp, type FaultUpstream, type HangUp
-} from '../helpers/fault.js'
+} from './helpers/fault.js'
 
 /**
  * Issue 6, part 3: clients that hang up at a random byte of the response,

@@ -3,7 +3,7 @@ import { test, type TestContext } from 'node:test'
 import {
   assertClean, connectRaw, faultCase, faultSeed, get, hangUp, HANG_UPS, lineKey, seededRandom, startFaultApp, startFaultUpstream, warmUp,
   pollUntil, probeUntil, watchProcess, type Baseline, type Fault, type FaultApp, type FaultUpstream, type HangUp, type ProcessWatch, type Random
-} from '../helpers/fault.js'
+} from './helpers/fault.js'
 import type { HangupStats } from '../../lib/stats.js'
 import { INFO } from '../helpers/logs.js'
 

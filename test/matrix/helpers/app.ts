@@ -5,9 +5,9 @@ import { pipeline as streamPipeline } from 'node:stream/promises'
 import type { TestContext } from 'node:test'
 import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify'
 import { Agent, fetch, pipeline, request, stream } from 'undici'
-import hangup from '../../lib/index.js'
-import { isHttp2, isTls, type Transport } from './matrix-clients.js'
-import { tlsMaterial } from './matrix-util.js'
+import hangup from '../../../lib/index.js'
+import { isHttp2, isTls, type Transport } from './clients.js'
+import { tlsMaterial } from '../../helpers/util.js'
 
 /** The undici API the route uses to call the upstream. */
 export type Api = 'request' | 'stream' | 'pipeline' | 'fetch'

@@ -2,8 +2,8 @@ import { once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
-import { within } from './matrix-util.js'
-import { PATIENCE_MS } from './app.js'
+import { within } from '../../helpers/util.js'
+import { PATIENCE_MS } from '../../helpers/app.js'
 
 /** How the test client reaches the Fastify app. */
 export type Transport = 'h1' | 'h1-reuse' | 'https' | 'h2c' | 'h2-tls'

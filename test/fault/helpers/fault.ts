@@ -5,24 +5,24 @@ import http2 from 'node:http2'
 import net from 'node:net'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
-import type { ClientCommand, ClientReport } from '../fault/fixtures/hangup-clients.js'
-import { killAfter } from './child.js'
-import type { FaultApp } from './fault-app.js'
-import { WAIT_MS } from './fault-upstream.js'
-import { INFO, type LogLine } from './logs.js'
-import { collectWarnings, poll, settleWarnings, tlsMaterial, until, within } from './matrix-util.js'
+import type { ClientCommand, ClientReport } from '../fixtures/hangup-clients.js'
+import { killAfter } from '../../helpers/child.js'
+import type { FaultApp } from './app.js'
+import { WAIT_MS } from './upstream.js'
+import { INFO, type LogLine } from '../../helpers/logs.js'
+import { collectWarnings, poll, settleWarnings, tlsMaterial, until, within } from '../../helpers/util.js'
 
 /**
  * The fault-injection suite's tools (issue 6, part 3): raw HTTP/1.1 clients
  * that hang up at a chosen byte, clients in a child process (for a blocked
  * event loop), and the checks every fault case ends with. The seeded PRNG,
- * the misbehaving upstream and the app are in fault-random.ts,
- * fault-upstream.ts and fault-app.ts, re-exported here.
+ * the misbehaving upstream and the app are in random.ts,
+ * upstream.ts and app.ts beside this file, re-exported here.
  */
 
-export * from './fault-app.js'
-export * from './fault-random.js'
-export * from './fault-upstream.js'
+export * from './app.js'
+export * from './random.js'
+export * from './upstream.js'
 
 // ------------------------------------------------------------ the process
 
@@ -289,7 +289,7 @@ export interface ClientProcess {
   next (cmd: ClientReport['cmd']): Promise<ClientReport>
 }
 
-export const CLIENTS_FIXTURE = join(__dirname, '..', 'fault', 'fixtures', 'hangup-clients.js')
+export const CLIENTS_FIXTURE = join(__dirname, '..', 'fixtures', 'hangup-clients.js')
 
 /** Forks the client process (IPC), killed when the test ends. */
 export function forkClients (t: TestContext): ClientProcess {

@@ -1,11 +1,11 @@
 import { test, type TestContext } from 'node:test'
-import { captureLogs, INFO } from './logs.js'
-import { APIS, startMatrixApp, type Api, type Mode, type Probe } from './matrix-app.js'
-import { connectClient, isHttp2, isTls, type Exchange, type MatrixClient, type Transport } from './matrix-clients.js'
-import { startMatrixUpstream, type MatrixUpstream, type MatrixUpstreamOptions } from './matrix-upstream.js'
-import { knownLogIssue } from './matrix-known-issues.js'
-import { describeError, poll, tlsMaterial, until, within } from './matrix-util.js'
-import { NEVER_MS, PATIENCE_MS } from './app.js'
+import { captureLogs, INFO } from '../../helpers/logs.js'
+import { APIS, startMatrixApp, type Api, type Mode, type Probe } from './app.js'
+import { connectClient, isHttp2, isTls, type Exchange, type MatrixClient, type Transport } from './clients.js'
+import { startMatrixUpstream, type MatrixUpstream, type MatrixUpstreamOptions } from './upstream.js'
+import { knownLogIssue } from './known-issues.js'
+import { describeError, poll, tlsMaterial, until, within } from '../../helpers/util.js'
+import { NEVER_MS, PATIENCE_MS } from '../../helpers/app.js'
 
 /** Where the client is when it hangs up (the test's view). */
 export type Phase = 'upload' | 'headers' | 'handler' | 'response'
