@@ -6,7 +6,7 @@ import {
   assertClean, dispatcherEmitters, faultSeed, listenerSnapshot, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, WAIT_MS,
   warmUp, watchProcess, type FaultApp, type FaultUpstream, type Random
 } from './helpers/fault.js'
-import type { Transport } from '../matrix/helpers/clients.js'
+import type { Transport } from '../helpers/transport.js'
 import { tlsMaterial, within } from '../helpers/util.js'
 
 /**

@@ -9,8 +9,7 @@ import type { FastifyHangupOptions } from '../../../lib/options.js'
 import type { HangupStats } from '../../../lib/stats.js'
 import type { FaultUpstream } from './upstream.js'
 import { captureLogs } from '../../helpers/logs.js'
-import { createApp } from '../../matrix/helpers/app.js'
-import type { Transport } from '../../matrix/helpers/clients.js'
+import { createApp, type Transport } from '../../helpers/transport.js'
 
 /** What the app's routes saw; the test reads it. */
 export interface FaultProbe {

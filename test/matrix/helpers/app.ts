@@ -1,13 +1,11 @@
 import { EventEmitter } from 'node:events'
-import type http from 'node:http'
 import { PassThrough, Readable, Writable, finished } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
 import type { TestContext } from 'node:test'
-import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Agent, fetch, pipeline, request, stream } from 'undici'
 import hangup from '../../../lib/index.js'
-import { isHttp2, isTls, type Transport } from './clients.js'
-import { tlsMaterial } from '../../helpers/util.js'
+import { createApp, type Transport } from '../../helpers/transport.js'
 
 /** The undici API the route uses to call the upstream. */
 export type Api = 'request' | 'stream' | 'pipeline' | 'fetch'
@@ -149,23 +147,6 @@ function upstreamCall (request: FastifyRequest): UpstreamCall {
     return { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(request.body) }
   }
   return { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: request.body as Readable }
-}
-
-/**
- * A Fastify app (not yet with the plugin) serving `transport`, logging at info
- * to `logStream`. The transport is chosen at run time; the route code is the
- * same for all, hence the HTTP/1 typing.
- */
-export function createApp (transport: Transport, logStream: Writable): FastifyInstance {
-  const serverOptions: Record<string, unknown> = {
-    logger: { level: 'info', stream: logStream }
-  }
-  if (isHttp2(transport)) serverOptions.http2 = true
-  if (isTls(transport)) {
-    const { key, cert } = tlsMaterial()
-    serverOptions.https = { key, cert }
-  }
-  return Fastify(serverOptions as FastifyHttpOptions<http.Server>) as unknown as FastifyInstance
 }
 
 export interface MatrixAppOptions {
