@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process'
 import { getEventListeners, once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
-import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { test, type TestContext } from 'node:test'
@@ -12,6 +11,7 @@ import hangup, { detach, interceptor, ResponseSentError } from '../lib/index.js'
 import { kLifecycle } from '../lib/lifecycle.js'
 import { buildApp, listen, NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
 import { tlsMaterial } from './helpers/util.js'
+import { hangUp, sendRaw } from './helpers/raw-client.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
 /**
@@ -24,13 +24,9 @@ const inProcess = { exit: false, signals: [] }
 
 /** A client that sends a GET and hangs up once the upstream has the request. */
 async function hangUpWhile (t: TestContext, url: string, path: string, upstream: Upstream, received = 1): Promise<void> {
-  const { hostname, port } = new URL(url)
-  const socket = net.connect(Number(port), hostname)
-  t.after(() => { socket.destroy() })
-  await once(socket, 'connect')
-  socket.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`)
+  const socket = await sendRaw(t, url, { path })
   await until(() => upstream.received() >= received, 'the upstream to receive the call')
-  socket.destroy()
+  hangUp(socket)
 }
 
 /** A repository function that never sees the request: no signal anywhere. */
@@ -164,12 +160,9 @@ test('interceptor() on a composed Agent, without autoBind: bound inside a reques
   const { app } = await buildApp(t, { fatal: inProcess })
   app.get('/', async () => await (await undici.request(upstreamUrl, { dispatcher: agent })).body.text())
   const { url } = await listen(app)
-  const { port } = new URL(url)
-  const socket = net.connect(Number(port), '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  const socket = await sendRaw(t, url, { path: '/' })
   await until(() => attempts >= 3, 'a few retries')
-  socket.destroy()
+  hangUp(socket)
   await until(() => app.hangup.stats().upstream.cancelled.clientDisconnected === 1, 'the cancellation')
   const after = attempts
   await new Promise((resolve) => setTimeout(resolve, 300))
@@ -373,11 +366,9 @@ test('autoBind: a call started after the client hung up (nothing was bound then)
     return 'nobody reads this'
   })
   const { url } = await listen(app)
-  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  const socket = await sendRaw(t, url, { path: '/' })
   await until(() => app.hangup.stats().inflight === 1, 'the request')
-  socket.destroy()
+  hangUp(socket)
   await until(() => outcome !== null, 'the late call')
   t.assert.strictEqual((outcome as { code?: string }).code, 'FST_HANGUP_CLIENT_DISCONNECTED')
   t.assert.strictEqual(upstream.received(), 0)

@@ -1,6 +1,5 @@
 import cluster from 'node:cluster'
 import { once } from 'node:events'
-import net from 'node:net'
 import { test, type TestContext } from 'node:test'
 import http2 from 'node:http2'
 import { Client } from 'undici'
@@ -8,6 +7,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { DUPLICATE_SIGNAL_MS } from '../lib/process-guard.js'
 import { NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
 import { connect, ERROR, FATAL, FIXTURE, genericBody, startFixture, WARN, type FixtureProcess, type LogLine } from './helpers/child.js'
+import { connectError } from './helpers/raw-client.js'
 import { startUpstream } from './helpers/upstream.js'
 
 /**
@@ -29,15 +29,6 @@ async function get (client: Client, path: string, method: 'GET' | 'POST' = 'GET'
   const res = await client.request({ path, method, body, headers: body === undefined ? {} : { 'content-type': 'application/json' } })
   const text = await res.body.text()
   return { status: res.statusCode, headers: res.headers, body: text, at: performance.now() }
-}
-
-/** Resolves with the connection error of a new TCP connection (ECONNREFUSED once the listener is closed). */
-function connectError (port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.once('connect', () => { socket.destroy(); resolve('connected') })
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
-  })
 }
 
 function incoming (url: string) {

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, blockLoop, faultSeed, forkClients, HANG_UPS, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, warmUp,
+  assertClean, blockLoop, faultSeed, forkClients, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, warmUp,
   watchProcess, type FaultRecord
 } from './helpers/fault.js'
+import { HANG_UPS, requestText } from '../helpers/raw-client.js'
 
 /**
  * Issue 6, part 3: an event loop blocked for 200 ms while hang-ups arrive.
@@ -26,9 +27,10 @@ const BLOCK_MS = 200
 const UPLOAD_SENT = 1000
 
 function requests (): Array<{ text: string, waitForResponse: boolean }> {
-  const upload = `POST /proxy/stall?upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 4096\r\n\r\n${'u'.repeat(UPLOAD_SENT)}`
-  const handler = 'GET /proxy/stall?handler HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
-  const response = 'GET /stream/partial HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+  // The upload declares 4096 bytes and sends UPLOAD_SENT: it stays in its body.
+  const upload = requestText({ method: 'POST', path: '/proxy/stall?upload', headers: { 'content-type': 'application/octet-stream', 'content-length': 4096 }, body: 'u'.repeat(UPLOAD_SENT) })
+  const handler = requestText({ path: '/proxy/stall?handler' })
+  const response = requestText({ path: '/stream/partial' })
   return [
     ...Array.from({ length: PER_PHASE }, () => ({ text: upload, waitForResponse: false })),
     ...Array.from({ length: PER_PHASE }, () => ({ text: handler, waitForResponse: false })),

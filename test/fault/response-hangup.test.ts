@@ -1,8 +1,9 @@
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, connectRaw, faultCase, faultSeed, hangUp, HANG_UPS, PARTIAL_BYTES, PLAIN_BYTES, readUntil, seededRandom, startFaultApp,
-  startFaultUpstream, pollUntil, warmUp, watchProcess, type FaultApp, type FaultUpstream, type HangUp
+  assertClean, faultCase, faultSeed, PARTIAL_BYTES, PLAIN_BYTES, seededRandom, startFaultApp,
+  startFaultUpstream, pollUntil, warmUp, watchProcess, type FaultApp, type FaultUpstream
 } from './helpers/fault.js'
+import { hangUp, HANG_UPS, readUntil, sendRaw, type HangUp } from '../helpers/raw-client.js'
 
 /**
  * Issue 6, part 3: clients that hang up at a random byte of the response,
@@ -47,8 +48,7 @@ function cutIn (region: Region, kind: Kind, fraction: number): (headLength: numb
 
 async function cutResponse (t: TestContext, fa: FaultApp, upstream: FaultUpstream, kind: Kind, region: Region, fraction: number, how: HangUp): Promise<string> {
   const before = { records: upstream.records.length, disconnects: fa.stats().disconnects }
-  const socket = await connectRaw(t, fa.port)
-  socket.write(`GET ${kind.path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+  const socket = await sendRaw(t, fa.port, { path: kind.path })
   const cut = cutIn(region, kind, fraction)
   const { received, headLength } = await readUntil(socket, cut)
   hangUp(socket, how)

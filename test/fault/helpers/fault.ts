@@ -1,8 +1,7 @@
-import { EventEmitter, getEventListeners, once } from 'node:events'
+import { EventEmitter, getEventListeners } from 'node:events'
 import { fork } from 'node:child_process'
 import http from 'node:http'
 import http2 from 'node:http2'
-import net from 'node:net'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import type { ClientCommand, ClientReport } from '../fixtures/hangup-clients.js'
@@ -99,54 +98,7 @@ export function comparableSnapshots (now: Snapshot, before: Snapshot): [Snapshot
   return [withoutPools(now), withoutPools(before)]
 }
 
-// ------------------------------------------------------------ raw clients
-
-export type HangUp = 'fin' | 'rst'
-
-export const HANG_UPS: readonly HangUp[] = ['fin', 'rst']
-
-/** A raw TCP client to 127.0.0.1:`port`, destroyed after the test. */
-export async function connectRaw (t: TestContext, port: number): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  socket.on('error', () => {})
-  t.after(() => { socket.destroy() })
-  await within(once(socket, 'connect'), WAIT_MS, 'a connection to the app')
-  return socket
-}
-
-/** 'fin': a normal close; 'rst': a reset (what a killed client or a proxy timeout looks like). */
-export function hangUp (socket: net.Socket, how: HangUp): void {
-  if (how === 'rst') socket.resetAndDestroy()
-  else socket.destroy()
-}
-
-/** Resolves once `socket` received at least `bytes` bytes (counting from the first); stops reading there. */
-export async function readUntil (socket: net.Socket, bytes: (head: number) => number): Promise<{ received: number, headLength: number }> {
-  let received = 0
-  let head = Buffer.alloc(0)
-  let headLength = -1
-  let onData: ((chunk: Buffer) => void) | undefined
-  try {
-    return await within(new Promise((resolve, reject) => {
-      onData = (chunk) => {
-        received += chunk.length
-        if (headLength < 0) {
-          head = Buffer.concat([head, chunk])
-          const end = head.indexOf('\r\n\r\n')
-          if (end >= 0) headLength = end + 4
-        }
-        if (headLength >= 0 && received >= bytes(headLength)) {
-          socket.pause()
-          resolve({ received, headLength })
-        }
-      }
-      socket.on('data', onData)
-      socket.once('close', () => reject(new Error(`the connection closed after ${received} bytes`)))
-    }), WAIT_MS, 'the response bytes')
-  } finally {
-    if (onData !== undefined) socket.removeListener('data', onData)
-  }
-}
+// ------------------------------------------------------------ clients
 
 /** What a plain HTTP/1.1 client saw of one GET: never rejects; `error` is how the response was cut, if it was. */
 export interface Seen {
