@@ -2,7 +2,8 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { Agent, Client, interceptors, request, type Dispatcher } from 'undici'
 import { within } from './helpers/app.js'
-import { spawnLogged, type LogLine } from './helpers/child.js'
+import { spawnLogged } from './helpers/child.js'
+import type { LogLine } from './helpers/logs.js'
 import type { ClusterFixtureConfig } from './fixtures/cluster-app.js'
 
 /**

@@ -7,7 +7,8 @@ import { RestartBackoff } from '../lib/backoff.js'
 import { startCluster } from '../lib/cluster.js'
 import { BACKOFF_DEFAULTS } from '../lib/cluster-options.js'
 import { within } from './helpers/app.js'
-import { connect, spawnLogged, type LoggedProcess, type LogLine } from './helpers/child.js'
+import { connect, spawnLogged, type LoggedProcess } from './helpers/child.js'
+import type { LogLine } from './helpers/logs.js'
 import type { ClusterFixtureConfig } from './fixtures/cluster-app.js'
 
 /**

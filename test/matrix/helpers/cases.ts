@@ -208,7 +208,7 @@ function diagnose (t: TestContext, h: Harness, exchange: Exchange | undefined): 
   t.diagnostic(`sent body failed with: ${list(h.probe.streamErrors)}`)
   t.diagnostic(`res 'close' state: ${JSON.stringify(h.probe.resClose)}`)
   t.diagnostic(`client saw: ${exchange === undefined ? '-' : list(exchange.errors)}`)
-  const logged = h.logs.lines.filter((l) => !l.msg.startsWith('Server listening'))
+  const logged = h.logs.lines.filter((l) => l.msg?.startsWith('Server listening') !== true)
     .map((l) => [l.level, l.msg, (l.err as { type?: string } | undefined)?.type, (l.res as { statusCode?: number } | undefined)?.statusCode])
   t.diagnostic(`log lines [level, msg, err.type, res.statusCode]: ${JSON.stringify(logged)}`)
 }
