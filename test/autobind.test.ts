@@ -15,7 +15,7 @@ import { hangUp, sendRaw } from './helpers/raw-client.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
 /**
- * Issue 4: upstream calls made with no `signal` inside a request are bound
+ * Upstream calls made with no `signal` inside a request are bound
  * to it (autoBind, interceptor()). Real upstream on 127.0.0.1, real client
  * that hangs up; what the upstream saw is the assertion.
  */

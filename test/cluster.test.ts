@@ -12,7 +12,7 @@ import type { LogLine } from './helpers/logs.js'
 import type { ClusterFixtureConfig } from './fixtures/cluster-app.js'
 
 /**
- * Issue 5: fastify-hangup/cluster. Each test runs test/fixtures/cluster-app.js
+ * fastify-hangup/cluster. Each test runs test/fixtures/cluster-app.js
  * (a startCluster() primary and its workers) in a child process, with real
  * sockets, and reads the primary's log lines.
  */

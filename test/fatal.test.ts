@@ -12,7 +12,7 @@ import { connectError } from './helpers/raw-client.js'
 import { startUpstream } from './helpers/upstream.js'
 
 /**
- * Issue 3: fatal errors in child processes with real sockets. Each test
+ * Fatal errors in child processes with real sockets. Each test
  * starts test/fixtures/fatal-app.js, crashes it (or signals it) while other
  * requests are in flight, and checks what every client got, what the child
  * logged, its exit code, and when it exited.

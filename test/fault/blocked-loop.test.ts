@@ -9,7 +9,7 @@ import {
 import { HANG_UPS, requestText } from '../helpers/raw-client.js'
 
 /**
- * Issue 6, part 3: an event loop blocked for 200 ms while hang-ups arrive.
+ * An event loop blocked for 200 ms while hang-ups arrive.
  *
  * The clients live in a child process (test/fault/fixtures/hangup-clients.ts):
  * 10 upload a body half-way, 10 wait for a stalled upstream, 10 read a

@@ -6,7 +6,7 @@ import {
 import { hangUp, HANG_UPS, requestText, sendRaw, type HangUp } from '../helpers/raw-client.js'
 
 /**
- * Issue 6, part 3: clients that hang up at a random byte of the request —
+ * Clients that hang up at a random byte of the request —
  * mid request line, mid headers, mid body (Content-Length and chunked, the
  * body streamed to a stalled upstream as it arrives; and a JSON body that
  * Fastify parses first), and right after the last byte. The byte comes from

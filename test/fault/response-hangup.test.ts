@@ -6,7 +6,7 @@ import {
 import { hangUp, HANG_UPS, readUntil, sendRaw, type HangUp } from '../helpers/raw-client.js'
 
 /**
- * Issue 6, part 3: clients that hang up at a random byte of the response,
+ * Clients that hang up at a random byte of the response,
  * mid headers or mid body, of a streamed response (the route sends the
  * upstream's body as it comes; the upstream sends 8 KiB, 1 KiB every 5 ms,
  * then stalls) and of a plain one (256 KiB sent with one `reply.send`). The byte comes from the
@@ -18,8 +18,11 @@ import { hangUp, HANG_UPS, readUntil, sendRaw, type HangUp } from '../helpers/ra
  * unread. On the server's side the head is sent either way, so both
  * regions are phase 'response' for the streamed route. The plain response
  * was ended (`end()` called with the whole body) before the client read a
- * byte, so leaving it is no hang-up at all (PITFALLS #18): nothing is
- * counted, nothing cancelled, nothing logged.
+ * byte, so leaving it is no hang-up at all: the server had nothing left to
+ * send, only the kernel was still flushing, so the plugin counts a response
+ * whose `end()` was called (`writableEnded`) as answered even when its
+ * socket dies before the last byte left. Nothing is counted, nothing
+ * cancelled, nothing logged.
  */
 
 type Region = 'headers' | 'body'

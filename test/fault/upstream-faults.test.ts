@@ -9,7 +9,7 @@ import { INFO } from '../helpers/logs.js'
 import { hangUp, HANG_UPS, sendRaw, type HangUp } from '../helpers/raw-client.js'
 
 /**
- * Issue 6, part 3: upstreams that reset, stall, answer garbage or close
+ * Upstreams that reset, stall, answer garbage or close
  * mid-body.
  *
  * - The client stays: the fault is the server's problem. It may be logged as

@@ -12,11 +12,13 @@ import { INFO, type LogLine } from '../../helpers/logs.js'
 import { collectWarnings, poll, settleWarnings, tlsMaterial, until, within } from '../../helpers/util.js'
 
 /**
- * The fault-injection suite's tools (issue 6, part 3): raw HTTP/1.1 clients
- * that hang up at a chosen byte, clients in a child process (for a blocked
- * event loop), and the checks every fault case ends with. The seeded PRNG,
- * the misbehaving upstream and the app are in random.ts,
- * upstream.ts and app.ts beside this file, re-exported here.
+ * The fault-injection suite's tools: what the process and the app's
+ * listeners looked like before a case, fresh requests that prove the app
+ * still serves, clients in a child process (for a blocked event loop), and
+ * the checks every fault case ends with. The raw clients that hang up at a
+ * chosen byte are test/helpers/raw-client.ts; the seeded PRNG, the
+ * misbehaving upstream and the app are in random.ts, upstream.ts and app.ts
+ * beside this file, re-exported here.
  */
 
 export * from './app.js'
