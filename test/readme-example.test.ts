@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline'
 import { request } from 'undici'
 import { NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
 import { killAfter } from './helpers/child.js'
-import { hangUp, sendRaw } from './helpers/raw-client.js'
+import { hangUpWhenCalled } from './helpers/raw-client.js'
 import { startUpstream } from './helpers/upstream.js'
 
 const root = join(__dirname, '..', '..', '..')
@@ -59,9 +59,7 @@ test('the README example proxies a POST and stops the upstream when the client h
   t.assert.strictEqual((await upstream.closed(1)).bodyBytes, 9)
 
   const hungUp = await startExample(t, 'quickstart.mjs', { UPSTREAM: slow.url })
-  const socket = await sendRaw(t, hungUp.port, { method: 'POST', path: '/search', headers: { 'content-type': 'application/json' }, body: '{"q":"x"}' })
-  await until(() => slow.received() === 1, 'the upstream to receive the request')
-  hangUp(socket)
+  await hangUpWhenCalled(t, hungUp.port, { method: 'POST', path: '/search', headers: { 'content-type': 'application/json' }, body: '{"q":"x"}' }, slow)
   const record = await slow.closed(1)
   t.assert.strictEqual(record.closedEarly, true)
   // Cancelled, not answered (the upstream works NEVER_MS), and promptly: not at a client timeout.
@@ -98,9 +96,7 @@ test('the README autoBind example: a repository call made with no signal stops w
   t.assert.strictEqual((await quick.closed(1)).url, '/reports/7')
 
   const { port } = await startExample(t, 'autobind.mjs', { UPSTREAM: slow.url })
-  const socket = await sendRaw(t, port, { path: '/reports/7' })
-  await until(() => slow.received() === 1, 'the upstream to receive the call')
-  hangUp(socket)
+  await hangUpWhenCalled(t, port, { path: '/reports/7' }, slow)
   const record = await slow.closed(1)
   t.assert.strictEqual(record.closedEarly, true)
 })

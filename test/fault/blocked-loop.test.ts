@@ -3,8 +3,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, blockLoop, faultSeed, forkClients, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, warmUp,
-  watchProcess, type FaultRecord
+  assertClean, blockLoop, faultSeed, forkClients, pollUntil, probeUntil, seededRandom, startFaultSetup, type FaultRecord
 } from './helpers/fault.js'
 import { HANG_UPS, requestText } from '../helpers/raw-client.js'
 
@@ -51,10 +50,7 @@ test(`the event loop is blocked for ${BLOCK_MS} ms while ${3 * PER_PHASE} client
   const random = seededRandom(faultSeed() + 300)
   const how = Array.from({ length: 3 * PER_PHASE }, () => random.pick(HANG_UPS))
   t.diagnostic(`seed ${random.seed}: hang-ups ${how.join(',')}`)
-  const watch = watchProcess(t)
-  const upstream = await startFaultUpstream(t, random)
-  const fa = await startFaultApp(t, upstream)
-  const baseline = await warmUp(fa)
+  const { watch, upstream, fa, baseline } = await startFaultSetup(t, random)
   const dir = mkdtempSync(join(tmpdir(), 'fastify-hangup-fault-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const records = upstream.records.length

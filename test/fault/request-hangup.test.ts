@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, faultCase, faultSeed, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, warmUp,
-  watchProcess, type FaultApp, type FaultUpstream, type Random
+  assertClean, faultCase, faultSeed, pollUntil, probeUntil, seededRandom, startFaultSetup,
+  type FaultApp, type FaultUpstream, type Random
 } from './helpers/fault.js'
 import { hangUp, HANG_UPS, requestText, sendRaw, type HangUp } from '../helpers/raw-client.js'
 
@@ -163,10 +163,7 @@ for (const [index, { title, make }] of TEMPLATES.entries()) {
   test(`a client hangs up at a random byte of a request: ${title}`, async (t: TestContext) => {
     const random = seededRandom(faultSeed() + index)
     const template = make(random)
-    const watch = watchProcess(t)
-    const upstream = await startFaultUpstream(t, random)
-    const fa = await startFaultApp(t, upstream)
-    const baseline = await warmUp(fa)
+    const { watch, upstream, fa, baseline } = await startFaultSetup(t, random)
     const h = { fa, upstream }
     const regions: Region[] = template.parsed ? ['body', 'complete'] : ['request line', 'headers', 'body', 'complete']
     const cuts: string[] = []

@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, faultCase, faultSeed, PARTIAL_BYTES, PLAIN_BYTES, seededRandom, startFaultApp,
-  startFaultUpstream, pollUntil, warmUp, watchProcess, type FaultApp, type FaultUpstream
+  assertClean, faultCase, faultSeed, PARTIAL_BYTES, PLAIN_BYTES, seededRandom, startFaultSetup,
+  pollUntil, type FaultApp, type FaultUpstream
 } from './helpers/fault.js'
 import { hangUp, HANG_UPS, readUntil, sendRaw, type HangUp } from '../helpers/raw-client.js'
 
@@ -71,10 +71,7 @@ async function cutResponse (t: TestContext, fa: FaultApp, upstream: FaultUpstrea
 for (const [index, kind] of KINDS.entries()) {
   test(`a client hangs up at a random byte of a ${kind.title}`, async (t: TestContext) => {
     const random = seededRandom(faultSeed() + 100 + index)
-    const watch = watchProcess(t)
-    const upstream = await startFaultUpstream(t, random)
-    const fa = await startFaultApp(t, upstream)
-    const baseline = await warmUp(fa)
+    const { watch, upstream, fa, baseline } = await startFaultSetup(t, random)
     const cuts: string[] = []
     for (const region of ['headers', 'body'] as const) {
       for (let i = 0; i < CUTS[region]; i++) {

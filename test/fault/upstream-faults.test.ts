@@ -1,8 +1,8 @@
 import type { Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, faultCase, faultSeed, get, lineKey, seededRandom, startFaultApp, startFaultUpstream, warmUp,
-  pollUntil, probeUntil, watchProcess, type Baseline, type Fault, type FaultApp, type FaultUpstream, type ProcessWatch, type Random
+  assertClean, faultCase, faultSeed, get, lineKey, seededRandom, startFaultSetup,
+  pollUntil, probeUntil, type Baseline, type Fault, type FaultApp, type FaultUpstream, type ProcessWatch, type Random
 } from './helpers/fault.js'
 import type { HangupStats } from '../../lib/stats.js'
 import { INFO } from '../helpers/logs.js'
@@ -37,11 +37,7 @@ interface Harness {
 
 async function harness (t: TestContext, seedOffset: number): Promise<Harness> {
   const random = seededRandom(faultSeed() + seedOffset)
-  const watch = watchProcess(t)
-  const upstream = await startFaultUpstream(t, random)
-  const fa = await startFaultApp(t, upstream)
-  const baseline = await warmUp(fa)
-  return { t, random, fa, upstream, watch, baseline }
+  return { t, random, ...await startFaultSetup(t, random) }
 }
 
 /** The state a case's assertions are relative to. */

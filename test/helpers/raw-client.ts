@@ -1,7 +1,7 @@
 import { once } from 'node:events'
 import net from 'node:net'
 import type { TestContext } from 'node:test'
-import { PATIENCE_MS } from './app.js'
+import { PATIENCE_MS, until } from './app.js'
 import { within } from './util.js'
 
 /**
@@ -66,6 +66,16 @@ export async function sendRaw (t: TestContext, target: number | string, request:
 export function hangUp (socket: net.Socket, how: HangUp = 'fin'): void {
   if (how === 'rst') socket.resetAndDestroy()
   else socket.destroy()
+}
+
+/**
+ * Sends `request` and hangs up (FIN) once `upstream` has received `calls`
+ * requests in all: the route is then waiting on its upstream call.
+ */
+export async function hangUpWhenCalled (t: TestContext, target: number | string, request: RawRequest, upstream: { received (): number }, calls = 1): Promise<void> {
+  const socket = await sendRaw(t, target, request)
+  await until(() => upstream.received() >= calls, 'the upstream to receive the call')
+  hangUp(socket)
 }
 
 /** Resolves once the server closed the connection (whatever it sent first is read and dropped). */

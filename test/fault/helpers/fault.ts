@@ -6,8 +6,9 @@ import { join } from 'node:path'
 import type { TestContext } from 'node:test'
 import type { ClientCommand, ClientReport } from '../fixtures/hangup-clients.js'
 import { killAfter } from '../../helpers/child.js'
-import type { FaultApp } from './app.js'
-import { WAIT_MS } from './upstream.js'
+import { startFaultApp, type FaultApp } from './app.js'
+import type { Random } from './random.js'
+import { startFaultUpstream, WAIT_MS, type FaultUpstream } from './upstream.js'
 import { INFO, type LogLine } from '../../helpers/logs.js'
 import { collectWarnings, poll, settleWarnings, tlsMaterial, until, within } from '../../helpers/util.js'
 
@@ -182,6 +183,23 @@ export async function warmUp (fa: FaultApp): Promise<Baseline> {
   if (res.status !== 200) throw new Error(`warm-up: ${res.status} ${res.body}`)
   await poll(() => fa.stats().inflight === 0, WAIT_MS, 'the warm-up to close')
   return { listeners: listenerSnapshot(emittersOf(fa)) }
+}
+
+/** What a fault case starts from. */
+export interface FaultSetup {
+  watch: ProcessWatch
+  upstream: FaultUpstream
+  fa: FaultApp
+  baseline: Baseline
+}
+
+/** The process watched, a fault upstream drawing from `random`, the default app (h1, in-process fatal handling) on it, warmed up. */
+export async function startFaultSetup (t: TestContext, random: Random): Promise<FaultSetup> {
+  const watch = watchProcess(t)
+  const upstream = await startFaultUpstream(t, random)
+  const fa = await startFaultApp(t, upstream)
+  const baseline = await warmUp(fa)
+  return { watch, upstream, fa, baseline }
 }
 
 export function describeLine (line: LogLine): string {

@@ -5,6 +5,7 @@ import type { TestContext } from 'node:test'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Agent, fetch, pipeline, request, stream } from 'undici'
 import hangup from '../../../lib/index.js'
+import { recordSettled, type CallProbe } from '../../helpers/probe.js'
 import { createApp, type Transport } from '../../helpers/transport.js'
 
 /** The undici API the route uses to call the upstream. */
@@ -20,7 +21,7 @@ export const APIS: readonly Api[] = ['request', 'stream', 'pipeline', 'fetch']
 export type Mode = 'buffer' | 'stream'
 
 /** What the route saw; the test reads it. */
-export interface Probe {
+export interface Probe extends CallProbe {
   /** `request.signal.reason`, captured by an 'abort' listener added in onRequest. */
   reasons: unknown[]
   /** What the route's undici call rejected with (buffer mode, or before the headers in stream mode). */
@@ -31,14 +32,10 @@ export interface Probe {
   completed: Array<{ aborted: boolean }>
   /** The raw response's state when it emitted 'close'. */
   resClose: Array<{ writableEnded: boolean, writableFinished: boolean, headersSent: boolean }>
-  /** Route handlers that returned or threw. */
-  settled: number
   /** Requests whose body parsing started (preParsing ran). */
   parsing: number
   /** Route calls that got the upstream's response headers. */
   upstreamHeaders: number
-  /** Emits 'change' on every update. */
-  events: EventEmitter
 }
 
 export interface MatrixApp {
@@ -230,7 +227,7 @@ export async function startMatrixApp (t: TestContext, opts: MatrixAppOptions): P
         probe.upstreamHeaders++
         changed()
       }
-      try {
+      return await recordSettled(probe, async () => {
         if (mode === 'buffer') {
           const bytes = await BUFFERED[api](upstreamUrl, upstreamCall(request), signal, dispatcher, onHeaders)
           probe.completed.push({ aborted: signal.aborted })
@@ -244,13 +241,7 @@ export async function startMatrixApp (t: TestContext, opts: MatrixAppOptions): P
           })
         }
         return reply.header('content-type', 'application/octet-stream').send(body)
-      } catch (err) {
-        probe.rejections.push(err)
-        throw err
-      } finally {
-        probe.settled++
-        changed()
-      }
+      })
     }
   })
 
