@@ -541,7 +541,7 @@ function summarize (variant, method, batches, upstream, opts) {
   }
 }
 
-/** Targets of the issue, for the fastify-hangup variants only. */
+/** The project's targets for the fastify-hangup variants (the others are what they are compared with). */
 function targets (s) {
   if (!TARGETED.includes(s.variant)) return null
   const a = s.abandoned

@@ -1,6 +1,7 @@
 'use strict'
 
-// Finishes the dual build (STYLE.md #3):
+// Finishes the dual build (one lib/, compiled twice so that both `require` and
+// `import` get native modules):
 // - dist/esm is ES modules: a package.json with "type": "module" says so to Node;
 // - dist/cjs/index.js becomes the plugin function itself, so that
 //   `require('fastify-hangup')` returns the plugin (as every Fastify plugin does),

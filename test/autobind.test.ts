@@ -2,7 +2,6 @@ import { execFileSync } from 'node:child_process'
 import { getEventListeners, once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
-import net from 'node:net'
 import type { AddressInfo } from 'node:net'
 import { Writable } from 'node:stream'
 import { test, type TestContext } from 'node:test'
@@ -11,27 +10,17 @@ import Fastify from 'fastify'
 import hangup, { detach, interceptor, ResponseSentError } from '../lib/index.js'
 import { kLifecycle } from '../lib/lifecycle.js'
 import { buildApp, listen, NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
-import { tlsMaterial } from './helpers/matrix-util.js'
+import { tlsMaterial } from './helpers/util.js'
+import { hangUp, hangUpWhenCalled, sendRaw } from './helpers/raw-client.js'
 import { startUpstream, type Upstream } from './helpers/upstream.js'
 
 /**
- * Issue 4: upstream calls made with no `signal` inside a request are bound
+ * Upstream calls made with no `signal` inside a request are bound
  * to it (autoBind, interceptor()). Real upstream on 127.0.0.1, real client
  * that hangs up; what the upstream saw is the assertion.
  */
 
 const inProcess = { exit: false, signals: [] }
-
-/** A client that sends a GET and hangs up once the upstream has the request. */
-async function hangUpWhile (t: TestContext, url: string, path: string, upstream: Upstream, received = 1): Promise<void> {
-  const { hostname, port } = new URL(url)
-  const socket = net.connect(Number(port), hostname)
-  t.after(() => { socket.destroy() })
-  await once(socket, 'connect')
-  socket.write(`GET ${path} HTTP/1.1\r\nhost: x\r\n\r\n`)
-  await until(() => upstream.received() >= received, 'the upstream to receive the call')
-  socket.destroy()
-}
 
 /** A repository function that never sees the request: no signal anywhere. */
 const repository = {
@@ -61,7 +50,7 @@ for (const [api, call] of Object.entries(repository)) {
       const { app, loud } = await buildApp(t, { autoBind: true, fatal: inProcess })
       app.get('/', async () => await call(upstream.url))
       const { url } = await listen(app)
-      await hangUpWhile(t, url, '/', upstream)
+      await hangUpWhenCalled(t, url, { path: '/' }, upstream)
       const record = await upstream.closed(1)
       t.assert.strictEqual(record.closedEarly, true)
       // Cancelled, not answered (the upstream works NEVER_MS), and promptly: not at a client timeout.
@@ -85,7 +74,7 @@ test('autoBind: calls outside any request, and inside detach(), are untouched', 
   })
   const { url } = await listen(app)
   t.assert.strictEqual(await repository.request(upstream.url), 'done')
-  await hangUpWhile(t, url, '/', upstream, 2)
+  await hangUpWhenCalled(t, url, { path: '/' }, upstream, 2)
   t.assert.strictEqual(await within(detached as unknown as Promise<string>, PATIENCE_MS, 'the detached call'), 'done')
   t.assert.strictEqual((await upstream.closed(2)).closedEarly, false)
   t.assert.strictEqual(app.hangup.stats().upstream.bound, 0)
@@ -139,7 +128,7 @@ test('autoBind: 50 concurrent calls on one request are all cancelled, and comple
     return await Promise.all(Array.from({ length: 50 }, async () => await repository.request(slow.url)))
   })
   const { url } = await listen(app)
-  await hangUpWhile(t, url, '/', slow, 50)
+  await hangUpWhenCalled(t, url, { path: '/' }, slow, 50)
   for (let n = 1; n <= 50; n++) t.assert.strictEqual((await slow.closed(n)).closedEarly, true)
   t.assert.strictEqual(listenersAfterFastCalls, 0)
   await until(() => app.hangup.stats().upstream.cancelled.clientDisconnected === 50, 'the cancellations to be counted')
@@ -164,12 +153,9 @@ test('interceptor() on a composed Agent, without autoBind: bound inside a reques
   const { app } = await buildApp(t, { fatal: inProcess })
   app.get('/', async () => await (await undici.request(upstreamUrl, { dispatcher: agent })).body.text())
   const { url } = await listen(app)
-  const { port } = new URL(url)
-  const socket = net.connect(Number(port), '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  const socket = await sendRaw(t, url, { path: '/' })
   await until(() => attempts >= 3, 'a few retries')
-  socket.destroy()
+  hangUp(socket)
   await until(() => app.hangup.stats().upstream.cancelled.clientDisconnected === 1, 'the cancellation')
   const after = attempts
   await new Promise((resolve) => setTimeout(resolve, 300))
@@ -313,7 +299,7 @@ test('autoBind over an HTTP/2 upstream (allowH2): the stream is reset when the c
   const { url } = await listen(app)
   const fakeUpstream = { received: () => received } as unknown as Upstream
   for (let n = 1; n <= 2; n++) {
-    await hangUpWhile(t, url, '/', fakeUpstream, n)
+    await hangUpWhenCalled(t, url, { path: '/' }, fakeUpstream, n)
     await until(() => streams.length === n, 'the upstream stream to close')
     // undici resets the stream (RST_STREAM); the code it sends varies by version.
     t.assert.strictEqual(streams[n - 1].closedEarly, true)
@@ -373,11 +359,9 @@ test('autoBind: a call started after the client hung up (nothing was bound then)
     return 'nobody reads this'
   })
   const { url } = await listen(app)
-  const socket = net.connect(Number(new URL(url).port), '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  const socket = await sendRaw(t, url, { path: '/' })
   await until(() => app.hangup.stats().inflight === 1, 'the request')
-  socket.destroy()
+  hangUp(socket)
   await until(() => outcome !== null, 'the late call')
   t.assert.strictEqual((outcome as { code?: string }).code, 'FST_HANGUP_CLIENT_DISCONNECTED')
   t.assert.strictEqual(upstream.received(), 0)
@@ -399,7 +383,7 @@ test('autoBind when the global dispatcher belongs to another undici copy (Node\'
   const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
   app.get('/', async () => await repository.request(upstream.url))
   const { url } = await listen(app)
-  await hangUpWhile(t, url, '/', upstream)
+  await hangUpWhenCalled(t, url, { path: '/' }, upstream)
   t.assert.strictEqual((await upstream.closed(1)).closedEarly, true)
   await app.close()
   t.assert.strictEqual(undici.getGlobalDispatcher(), foreign)
@@ -417,7 +401,7 @@ test('interceptor(): a call still queued behind another in the pool when the cli
     undici.request(`${upstream.url}/queued`, { dispatcher: pool })
   ]))
   const { url } = await listen(app)
-  await hangUpWhile(t, url, '/', upstream)
+  await hangUpWhenCalled(t, url, { path: '/' }, upstream)
   t.assert.strictEqual((await upstream.closed(1)).url, '/first')
   await until(() => app.hangup.stats().upstream.cancelled.clientDisconnected === 2, 'both cancellations')
   await new Promise((resolve) => setTimeout(resolve, 200))

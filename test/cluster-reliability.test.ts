@@ -2,11 +2,12 @@ import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import { Agent, Client, interceptors, request, type Dispatcher } from 'undici'
 import { within } from './helpers/app.js'
-import { spawnLogged, type LogLine } from './helpers/child.js'
+import { spawnLogged } from './helpers/child.js'
+import type { LogLine } from './helpers/logs.js'
 import type { ClusterFixtureConfig } from './fixtures/cluster-app.js'
 
 /**
- * Issue 5's reliability test: a real 2-worker cluster on 127.0.0.1 under
+ * The cluster's reliability test: a real 2-worker cluster on 127.0.0.1 under
  * steady keep-alive load, and a request that crashes its worker every
  * 500 ms for 10 s (HANGUP_RELIABILITY_MS to run it longer). Two load
  * clients run side by side through the same crashes: one with no retry, one

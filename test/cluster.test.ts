@@ -7,11 +7,12 @@ import { RestartBackoff } from '../lib/backoff.js'
 import { startCluster } from '../lib/cluster.js'
 import { BACKOFF_DEFAULTS } from '../lib/cluster-options.js'
 import { within } from './helpers/app.js'
-import { connect, spawnLogged, type LoggedProcess, type LogLine } from './helpers/child.js'
+import { connect, spawnLogged, type LoggedProcess } from './helpers/child.js'
+import type { LogLine } from './helpers/logs.js'
 import type { ClusterFixtureConfig } from './fixtures/cluster-app.js'
 
 /**
- * Issue 5: fastify-hangup/cluster. Each test runs test/fixtures/cluster-app.js
+ * fastify-hangup/cluster. Each test runs test/fixtures/cluster-app.js
  * (a startCluster() primary and its workers) in a child process, with real
  * sockets, and reads the primary's log lines.
  */
@@ -32,6 +33,17 @@ async function runCluster (t: TestContext, config: ClusterFixtureConfig, { detac
   }
   const port = listening > 0 ? lines('worker listening')[0]?.port as number : 0
   return { ...child, port, lines }
+}
+
+/**
+ * A one-worker cluster whose worker starts number `failStarts` (1-based,
+ * counted across processes in a file of a temporary directory) fail before
+ * listening; returns at once, with no worker listening yet.
+ */
+async function runFailingStarts (t: TestContext, failStarts: number[], backoff: ClusterFixtureConfig['backoff']): Promise<Cluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'hangup-cluster-'))
+  t.after(() => rmSync(dir, { recursive: true, force: true }))
+  return await runCluster(t, { workers: 1, counterFile: join(dir, 'starts'), failStarts, backoff }, { listening: 0 })
 }
 
 interface Answer {
@@ -210,14 +222,7 @@ test('workers that exit on their own are replaced: shutdown() (exit 0), process.
 })
 
 test('a crash loop: re-forks wait 0, initial, 2 × initial …; a worker that stays up ends the streak', async (t: TestContext) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hangup-cluster-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const c = await runCluster(t, {
-    workers: 1,
-    counterFile: join(dir, 'starts'),
-    failStarts: [1, 2, 3, 5, 6],
-    backoff: { minUptime: 300, initial: 100, max: 150 }
-  }, { listening: 0 })
+  const c = await runFailingStarts(t, [1, 2, 3, 5, 6], { minUptime: 300, initial: 100, max: 150 })
 
   const first = await c.waitForLog((line) => line.msg === 'worker listening', 10_000)
   t.assert.strictEqual(first.worker, 4)
@@ -318,14 +323,7 @@ test('the supervisor leaves alone what it did not fork: an application\'s own wo
 })
 
 test('a stop during a crash-loop delay forks nothing more and exits at once', async (t: TestContext) => {
-  const dir = mkdtempSync(join(tmpdir(), 'hangup-cluster-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  const c = await runCluster(t, {
-    workers: 1,
-    counterFile: join(dir, 'starts'),
-    failStarts: Array.from({ length: 10 }, (_, i) => i + 1),
-    backoff: { initial: 60_000, max: 60_000 }
-  }, { listening: 0 })
+  const c = await runFailingStarts(t, Array.from({ length: 10 }, (_, i) => i + 1), { initial: 60_000, max: 60_000 })
   await c.waitForLog((line) => line.msg === 'crash loop: replacement delayed', 10_000)
   const forks = c.lines('worker forked').length
   const signalled = performance.now()

@@ -1,22 +1,15 @@
 import { test, type TestContext } from 'node:test'
 import { once } from 'node:events'
-import net from 'node:net'
 import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { request } from 'undici'
 import hangup, { ClientDisconnectedError } from '../lib/index.js'
 import { FastifySignalInternals } from '../lib/fastify-internals.js'
 import { createSignalGetter } from '../lib/signal.js'
-import { buildApp, listen, NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
+import { buildApp, listen, NEVER_MS, PATIENCE_MS, until } from './helpers/app.js'
 import { captureLogs } from './helpers/logs.js'
+import { hangUp, readHead, readUntil, sendRaw } from './helpers/raw-client.js'
 import { startUpstream } from './helpers/upstream.js'
-
-async function connect (port: number, head: string): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write(head)
-  return socket
-}
 
 for (const method of ['GET', 'POST'] as const) {
   test(`handlerTimeout on a ${method}: Fastify answers 503 and the signal aborts with FST_ERR_HANDLER_TIMEOUT`, async (t: TestContext) => {
@@ -66,10 +59,10 @@ test('handlerTimeout route whose client leaves: the reason is the hang-up, the t
     }
   })
   const { port } = await listen(app)
-  const socket = await connect(port, 'POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 7\r\n\r\n{"a":1}')
+  const socket = await sendRaw(t, port, { method: 'POST', path: '/', headers: { 'content-type': 'application/json' }, body: '{"a":1}' })
   await until(() => signal !== undefined, 'the handler to run')
   t.assert.strictEqual(signal?.aborted, false)
-  socket.destroy()
+  hangUp(socket)
   await until(() => signal?.aborted === true, 'the abort')
   t.assert.ok(signal?.reason instanceof ClientDisconnectedError)
   // Past the handler timeout: had the timer survived, Fastify would now try to send a 503 and log it.
@@ -111,9 +104,9 @@ test('an adopted early controller still aborts on a hang-up', async (t: TestCont
   const { app, early } = await appWithEarlyReader(t)
   app.get('/', async (_req, reply) => { await once(reply.raw, 'close'); return 'x' })
   const { port } = await listen(app)
-  const socket = await connect(port, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  const socket = await sendRaw(t, port, { path: '/' })
   await until(() => app.hangup.stats().inflight === 1, 'the request')
-  socket.destroy()
+  hangUp(socket)
   await until(() => early()?.aborted === true, 'the abort')
   t.assert.ok(early()?.reason instanceof ClientDisconnectedError)
   t.assert.strictEqual((early()?.reason as ClientDisconnectedError).phase, 'handler')
@@ -171,9 +164,10 @@ test('reply.hijack(): the signal still follows the client; a hijacked response t
   })
   const { url, port } = await listen(app)
   t.assert.strictEqual(await (await request(url + '/done')).body.text(), 'hijacked')
-  const socket = await connect(port, 'GET /sse HTTP/1.1\r\nhost: x\r\n\r\n')
-  await within(once(socket, 'data'), PATIENCE_MS, 'the first event')
-  socket.destroy()
+  const socket = await sendRaw(t, port, { path: '/sse' })
+  // The head and the first event's first byte.
+  await readUntil(socket, (headLength) => headLength + 1)
+  hangUp(socket)
   await until(() => sse?.aborted === true, 'the SSE signal to abort')
   t.assert.strictEqual((sse?.reason as ClientDisconnectedError).phase, 'response')
   t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 0, response: 1 })
@@ -220,17 +214,17 @@ test('bad input: garbage, a truncated body and a hang-up mid-headers crash nothi
   app.post('/', async (req) => ({ got: req.body, aborted: req.signal.aborted }))
   const { port } = await listen(app)
 
-  const garbage = await connect(port, 'NOT HTTP AT ALL\r\n\x00\x01\x02\r\n\r\n')
-  const answer = await within(once(garbage, 'data'), PATIENCE_MS, 'the 400 to garbage')
-  t.assert.match(String(answer[0]), /^HTTP\/1\.1 400/)
-  garbage.destroy()
+  const garbage = await sendRaw(t, port, 'NOT HTTP AT ALL\r\n\x00\x01\x02\r\n\r\n')
+  const answer = await readHead(garbage)
+  t.assert.match(answer.head, /^HTTP\/1\.1 400/)
+  hangUp(garbage)
 
-  const midHeaders = await connect(port, 'POST / HTTP/1.1\r\nhost: x\r\ncontent-ty')
-  midHeaders.destroy()
+  const midHeaders = await sendRaw(t, port, 'POST / HTTP/1.1\r\nhost: 127.0.0.1\r\ncontent-ty')
+  hangUp(midHeaders)
 
-  const truncated = await connect(port, 'POST / HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 100\r\n\r\n{"a":')
+  const truncated = await sendRaw(t, port, { method: 'POST', path: '/', headers: { 'content-type': 'application/json', 'content-length': 100 }, body: '{"a":' })
   await until(() => app.hangup.stats().inflight === 1, 'the truncated request to arrive')
-  truncated.destroy()
+  hangUp(truncated)
   await until(() => app.hangup.stats().inflight === 0, 'the truncated request to close')
 
   t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 1, handler: 0, response: 0 })

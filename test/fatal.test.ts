@@ -1,17 +1,18 @@
 import cluster from 'node:cluster'
 import { once } from 'node:events'
-import net from 'node:net'
 import { test, type TestContext } from 'node:test'
 import http2 from 'node:http2'
 import { Client } from 'undici'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { DUPLICATE_SIGNAL_MS } from '../lib/process-guard.js'
 import { NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
-import { connect, ERROR, FATAL, FIXTURE, genericBody, startFixture, WARN, type FixtureProcess, type LogLine } from './helpers/child.js'
+import { connect, FIXTURE, genericBody, startFixture, type FixtureProcess } from './helpers/child.js'
+import { ERROR, FATAL, WARN, type LogLine } from './helpers/logs.js'
+import { connectError } from './helpers/raw-client.js'
 import { startUpstream } from './helpers/upstream.js'
 
 /**
- * Issue 3: fatal errors in child processes with real sockets. Each test
+ * Fatal errors in child processes with real sockets. Each test
  * starts test/fixtures/fatal-app.js, crashes it (or signals it) while other
  * requests are in flight, and checks what every client got, what the child
  * logged, its exit code, and when it exited.
@@ -29,15 +30,6 @@ async function get (client: Client, path: string, method: 'GET' | 'POST' = 'GET'
   const res = await client.request({ path, method, body, headers: body === undefined ? {} : { 'content-type': 'application/json' } })
   const text = await res.body.text()
   return { status: res.statusCode, headers: res.headers, body: text, at: performance.now() }
-}
-
-/** Resolves with the connection error of a new TCP connection (ECONNREFUSED once the listener is closed). */
-function connectError (port: number): Promise<string> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1')
-    socket.once('connect', () => { socket.destroy(); resolve('connected') })
-    socket.once('error', (error: NodeJS.ErrnoException) => resolve(error.code ?? error.message))
-  })
 }
 
 function incoming (url: string) {

@@ -1,6 +1,5 @@
 import { test, type TestContext } from 'node:test'
 import { EventEmitter, once } from 'node:events'
-import net from 'node:net'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import { request } from 'undici'
@@ -9,6 +8,7 @@ import { phaseOf, RequestLifecycle, watchResponse, type RawRequest, type RawResp
 import { Counters } from '../lib/stats.js'
 import { buildApp, listen, until } from './helpers/app.js'
 import { captureLogs } from './helpers/logs.js'
+import { closed, connectRaw, hangUp, received, requestText, sendRaw } from './helpers/raw-client.js'
 
 function fakeRuntime (): Runtime {
   return { counters: new Counters(), abortOnResponse: true, logLevel: 'silent', close: null }
@@ -83,11 +83,8 @@ test('a client gone before this plugin\'s onRequest ran is recorded at once, and
   let reason: unknown
   app.get('/', async (req) => { reason = req.signal.reason; return 'x' })
   const { port } = await listen(app)
-  const socket = net.connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.end('GET / HTTP/1.1\r\nhost: x\r\n\r\n')
-  socket.resume()
-  await once(socket, 'close')
+  const socket = await sendRaw(t, port, { path: '/' }, { end: true })
+  await closed(socket)
   await until(() => reason !== undefined, 'the handler to run')
   t.assert.ok(reason instanceof ClientDisconnectedError)
   t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 1, response: 0 })
@@ -141,26 +138,22 @@ test('HTTP/1.1 pipelining: queued requests abort when the client leaves, and com
     return req.params.n
   })
   const { port } = await listen(app)
-  const pipelined = (paths: string[]): string => paths.map((p) => `GET /${p} HTTP/1.1\r\nhost: x\r\n\r\n`).join('')
+  const pipelined = (paths: string[]): string => paths.map((p) => requestText({ path: `/${p}` })).join('')
 
   // All three answered, in order, none aborted before its response was sent.
-  const stays = net.connect(port, '127.0.0.1')
-  await once(stays, 'connect')
-  let answers = ''
-  stays.on('data', (chunk: Buffer) => { answers += chunk.toString() })
+  const stays = await connectRaw(t, port)
+  const answers = received(stays)
   stays.write(pipelined(['a', 'b', 'c']))
-  await until(() => (answers.match(/HTTP\/1\.1 200/g) ?? []).length === 3, 'three pipelined answers')
-  stays.destroy()
-  t.assert.match(answers, /\r\n\r\na[\s\S]*\r\n\r\nb[\s\S]*\r\n\r\nc/)
+  await until(() => (answers().match(/HTTP\/1\.1 200/g) ?? []).length === 3, 'three pipelined answers')
+  hangUp(stays)
+  t.assert.match(answers(), /\r\n\r\na[\s\S]*\r\n\r\nb[\s\S]*\r\n\r\nc/)
   t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 0, response: 0 })
 
   // The client leaves while the first is in its handler and two wait behind it.
   signals.length = 0
-  const leaves = net.connect(port, '127.0.0.1')
-  await once(leaves, 'connect')
-  leaves.write(pipelined(['slow', 'slow', 'slow']))
+  const leaves = await sendRaw(t, port, pipelined(['slow', 'slow', 'slow']))
   await until(() => signals.length === 3, 'three pipelined requests to reach the route')
-  leaves.destroy()
+  hangUp(leaves)
   await until(() => app.hangup.stats().inflight === 0, 'every queued request to be accounted for')
   t.assert.deepStrictEqual(signals.map((s) => s.aborted), [true, true, true])
   t.assert.strictEqual(app.hangup.stats().disconnects.handler, 3)

@@ -1,12 +1,12 @@
 import { test, type TestContext } from 'node:test'
 import { spawn } from 'node:child_process'
 import { once } from 'node:events'
-import net from 'node:net'
 import { join } from 'node:path'
 import { createInterface } from 'node:readline'
 import { request } from 'undici'
 import { NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
 import { killAfter } from './helpers/child.js'
+import { hangUpWhenCalled } from './helpers/raw-client.js'
 import { startUpstream } from './helpers/upstream.js'
 
 const root = join(__dirname, '..', '..', '..')
@@ -59,11 +59,7 @@ test('the README example proxies a POST and stops the upstream when the client h
   t.assert.strictEqual((await upstream.closed(1)).bodyBytes, 9)
 
   const hungUp = await startExample(t, 'quickstart.mjs', { UPSTREAM: slow.url })
-  const socket = net.connect(hungUp.port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write('POST /search HTTP/1.1\r\nhost: x\r\ncontent-type: application/json\r\ncontent-length: 9\r\n\r\n{"q":"x"}')
-  await until(() => slow.received() === 1, 'the upstream to receive the request')
-  socket.destroy()
+  await hangUpWhenCalled(t, hungUp.port, { method: 'POST', path: '/search', headers: { 'content-type': 'application/json' }, body: '{"q":"x"}' }, slow)
   const record = await slow.closed(1)
   t.assert.strictEqual(record.closedEarly, true)
   // Cancelled, not answered (the upstream works NEVER_MS), and promptly: not at a client timeout.
@@ -100,11 +96,7 @@ test('the README autoBind example: a repository call made with no signal stops w
   t.assert.strictEqual((await quick.closed(1)).url, '/reports/7')
 
   const { port } = await startExample(t, 'autobind.mjs', { UPSTREAM: slow.url })
-  const socket = net.connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write('GET /reports/7 HTTP/1.1\r\nhost: x\r\n\r\n')
-  await until(() => slow.received() === 1, 'the upstream to receive the call')
-  socket.destroy()
+  await hangUpWhenCalled(t, port, { path: '/reports/7' }, slow)
   const record = await slow.closed(1)
   t.assert.strictEqual(record.closedEarly, true)
 })

@@ -1,23 +1,15 @@
 import { test, type TestContext } from 'node:test'
 import { once } from 'node:events'
-import net from 'node:net'
 import { request } from 'undici'
 import type { FastifyRequest } from 'fastify'
 import { ClientDisconnectedError } from '../lib/index.js'
 import { kLifecycle, type RequestLifecycle } from '../lib/lifecycle.js'
 import { buildApp, listen, NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
+import { hangUp, sendRaw } from './helpers/raw-client.js'
 import { startUpstream } from './helpers/upstream.js'
 
 function lifecycleOf (req: FastifyRequest): RequestLifecycle {
   return (req as unknown as Record<symbol, RequestLifecycle>)[kLifecycle]
-}
-
-/** Sends a raw HTTP/1.1 request and resolves once the server has the socket; the caller destroys it. */
-async function rawClient (port: number, head: string): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  await once(socket, 'connect')
-  socket.write(head)
-  return socket
 }
 
 test('a route that never reads request.signal allocates no AbortController', async (t: TestContext) => {
@@ -60,9 +52,9 @@ test('a first read after the client left returns an already-aborted signal (fast
     return 'too late'
   })
   const { port } = await listen(app)
-  const socket = await rawClient(port, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  const socket = await sendRaw(t, port, { path: '/' })
   await until(() => app.hangup.stats().inflight === 1, 'the request to arrive')
-  socket.destroy()
+  hangUp(socket)
   const signal = await within(seen, PATIENCE_MS, 'the handler to read the signal')
   t.assert.strictEqual(signal.aborted, true)
   t.assert.ok(signal.reason instanceof ClientDisconnectedError)
@@ -82,10 +74,10 @@ test('a hang-up is logged once at info with the request id, phase and 499, and i
     return res.body.text()
   })
   const { port } = await listen(app)
-  const socket = await rawClient(port, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  const socket = await sendRaw(t, port, { path: '/' })
   await until(() => upstream.records.length === 0 && app.hangup.stats().inflight === 1, 'the request to reach the route')
   await new Promise((resolve) => setTimeout(resolve, 50))
-  socket.destroy()
+  hangUp(socket)
   const record = await upstream.closed(1)
   t.assert.strictEqual(record.closedEarly, true)
   await until(() => logs.some((l) => l.msg === 'client disconnected'), 'the hang-up log line')
@@ -110,9 +102,9 @@ test('any error thrown after a hang-up (whatever its class) is answered as 499 a
     throw err
   })
   const { port } = await listen(app)
-  const socket = await rawClient(port, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+  const socket = await sendRaw(t, port, { path: '/' })
   await until(() => app.hangup.stats().inflight === 1, 'the request to arrive')
-  socket.destroy()
+  hangUp(socket)
   await until(() => logs.some((l) => l.msg === 'socket hang up'), 'Fastify to handle the rejection')
   const line = logs.find((l) => l.msg === 'socket hang up')
   t.assert.strictEqual(line?.level, 30)
@@ -125,9 +117,9 @@ test('disconnectLogLevel chooses the level of the hang-up line; silent logs none
     const { app, logs } = await buildApp(t, { disconnectLogLevel: level })
     app.get('/', async (_req, reply) => { await once(reply.raw, 'close'); return 'x' })
     const { port } = await listen(app)
-    const socket = await rawClient(port, 'GET / HTTP/1.1\r\nhost: x\r\n\r\n')
+    const socket = await sendRaw(t, port, { path: '/' })
     await until(() => app.hangup.stats().inflight === 1, 'the request to arrive')
-    socket.destroy()
+    hangUp(socket)
     await until(() => app.hangup.stats().inflight === 0, 'the close')
     const lines = logs.filter((l) => l.msg === 'client disconnected')
     if (level === 'silent') t.assert.strictEqual(lines.length, 0)

@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test'
 import { promisify } from 'node:util'
 
 /**
- * Issue 6's soak, short: bench/soak.js (the compiled plugin in dist/cjs, a
+ * The soak, short: bench/soak.js (the compiled plugin in dist/cjs, a
  * real upstream and real clients on 127.0.0.1) for 50,000 requests that mix
  * completed, hung-up (upload, handler, response, fan-out), timed-out and
  * fan-out requests on keep-alive and fresh connections. The long run is

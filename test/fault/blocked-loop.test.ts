@@ -3,12 +3,12 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, blockLoop, faultSeed, forkClients, HANG_UPS, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, warmUp,
-  watchProcess, type FaultRecord
-} from '../helpers/fault.js'
+  assertClean, blockLoop, faultSeed, forkClients, pollUntil, probeUntil, seededRandom, startFaultSetup, type FaultRecord
+} from './helpers/fault.js'
+import { HANG_UPS, requestText } from '../helpers/raw-client.js'
 
 /**
- * Issue 6, part 3: an event loop blocked for 200 ms while hang-ups arrive.
+ * An event loop blocked for 200 ms while hang-ups arrive.
  *
  * The clients live in a child process (test/fault/fixtures/hangup-clients.ts):
  * 10 upload a body half-way, 10 wait for a stalled upstream, 10 read a
@@ -26,9 +26,10 @@ const BLOCK_MS = 200
 const UPLOAD_SENT = 1000
 
 function requests (): Array<{ text: string, waitForResponse: boolean }> {
-  const upload = `POST /proxy/stall?upload HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/octet-stream\r\nContent-Length: 4096\r\n\r\n${'u'.repeat(UPLOAD_SENT)}`
-  const handler = 'GET /proxy/stall?handler HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
-  const response = 'GET /stream/partial HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n'
+  // The upload declares 4096 bytes and sends UPLOAD_SENT: it stays in its body.
+  const upload = requestText({ method: 'POST', path: '/proxy/stall?upload', headers: { 'content-type': 'application/octet-stream', 'content-length': 4096 }, body: 'u'.repeat(UPLOAD_SENT) })
+  const handler = requestText({ path: '/proxy/stall?handler' })
+  const response = requestText({ path: '/stream/partial' })
   return [
     ...Array.from({ length: PER_PHASE }, () => ({ text: upload, waitForResponse: false })),
     ...Array.from({ length: PER_PHASE }, () => ({ text: handler, waitForResponse: false })),
@@ -49,10 +50,7 @@ test(`the event loop is blocked for ${BLOCK_MS} ms while ${3 * PER_PHASE} client
   const random = seededRandom(faultSeed() + 300)
   const how = Array.from({ length: 3 * PER_PHASE }, () => random.pick(HANG_UPS))
   t.diagnostic(`seed ${random.seed}: hang-ups ${how.join(',')}`)
-  const watch = watchProcess(t)
-  const upstream = await startFaultUpstream(t, random)
-  const fa = await startFaultApp(t, upstream)
-  const baseline = await warmUp(fa)
+  const { watch, upstream, fa, baseline } = await startFaultSetup(t, random)
   const dir = mkdtempSync(join(tmpdir(), 'fastify-hangup-fault-'))
   t.after(() => rmSync(dir, { recursive: true, force: true }))
   const records = upstream.records.length

@@ -5,12 +5,12 @@ import { getGlobalDispatcher } from 'undici'
 import {
   assertClean, dispatcherEmitters, faultSeed, listenerSnapshot, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, WAIT_MS,
   warmUp, watchProcess, type FaultApp, type FaultUpstream, type Random
-} from '../helpers/fault.js'
-import type { Transport } from '../helpers/matrix-clients.js'
-import { tlsMaterial, within } from '../helpers/matrix-util.js'
+} from './helpers/fault.js'
+import type { Transport } from '../helpers/transport.js'
+import { tlsMaterial, within } from '../helpers/util.js'
 
 /**
- * Issue 6, part 3: HTTP/2 rapid resets (CVE-2023-44487). A client opens
+ * HTTP/2 rapid resets (CVE-2023-44487). A client opens
  * streams and resets each (RST_STREAM, NGHTTP2_CANCEL): some as soon as
  * their handler waits on the (stalled) upstream, some in the tick they were
  * opened or the next, i.e. before their headers reach the handler, or

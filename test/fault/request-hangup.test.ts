@@ -1,11 +1,12 @@
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, connectRaw, faultCase, faultSeed, hangUp, HANG_UPS, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, warmUp,
-  watchProcess, type FaultApp, type FaultUpstream, type HangUp, type Random
-} from '../helpers/fault.js'
+  assertClean, faultCase, faultSeed, pollUntil, probeUntil, seededRandom, startFaultSetup,
+  type FaultApp, type FaultUpstream, type Random
+} from './helpers/fault.js'
+import { hangUp, HANG_UPS, requestText, sendRaw, type HangUp } from '../helpers/raw-client.js'
 
 /**
- * Issue 6, part 3: clients that hang up at a random byte of the request —
+ * Clients that hang up at a random byte of the request —
  * mid request line, mid headers, mid body (Content-Length and chunked, the
  * body streamed to a stalled upstream as it arrives; and a JSON body that
  * Fastify parses first), and right after the last byte. The byte comes from
@@ -33,16 +34,16 @@ interface Template {
 
 const CUTS_PER_REGION: Record<Region, number> = { 'request line': 3, headers: 3, body: 8, complete: 1 }
 
-function head (contentType: string, framing: string): string {
-  return `POST /proxy/stall HTTP/1.1\r\nHost: 127.0.0.1\r\nUser-Agent: fault-suite\r\nContent-Type: ${contentType}\r\n${framing}\r\nX-Case: request-hangup\r\n\r\n`
+function head (contentType: string, framing: Record<string, string | number>): string {
+  return requestText({ method: 'POST', path: '/proxy/stall', headers: { 'user-agent': 'fault-suite', 'content-type': contentType, ...framing, 'x-case': 'request-hangup' } })
 }
 
 function contentLengthTemplate (random: Random): Template {
   const body = random.bytes(4096)
-  const start = Buffer.byteLength(head('application/octet-stream', `Content-Length: ${body.length}`))
+  const start = Buffer.byteLength(head('application/octet-stream', { 'content-length': body.length }))
   return {
     name: 'Content-Length body, streamed to the upstream',
-    bytes: Buffer.concat([Buffer.from(head('application/octet-stream', `Content-Length: ${body.length}`)), body]),
+    bytes: Buffer.concat([Buffer.from(head('application/octet-stream', { 'content-length': body.length })), body]),
     payloadIn: (k) => Math.max(0, k - start),
     parsed: false
   }
@@ -50,7 +51,7 @@ function contentLengthTemplate (random: Random): Template {
 
 /** A chunked body of seeded chunk sizes; payloadIn walks the framing. */
 function chunkedTemplate (random: Random): Template {
-  const parts: Buffer[] = [Buffer.from(head('application/octet-stream', 'Transfer-Encoding: chunked'))]
+  const parts: Buffer[] = [Buffer.from(head('application/octet-stream', { 'transfer-encoding': 'chunked' }))]
   const payload: Array<[number, number]> = [] // [offset of the chunk's data, its length]
   let offset = parts[0]!.length
   for (let i = 0; i < 5; i++) {
@@ -71,7 +72,7 @@ function chunkedTemplate (random: Random): Template {
 
 function jsonTemplate (random: Random): Template {
   const json = JSON.stringify({ items: Array.from({ length: 200 }, (_, i) => ({ i, v: random.int(0, 1e6) })) })
-  const text = head('application/json', `Content-Length: ${Buffer.byteLength(json)}`)
+  const text = head('application/json', { 'content-length': Buffer.byteLength(json) })
   return {
     name: 'JSON body, parsed by Fastify',
     bytes: Buffer.from(text + json),
@@ -118,8 +119,7 @@ async function serverHas (h: Harness, template: Template, k: number, before: { r
 async function cutAt (t: TestContext, h: Harness, template: Template, region: Region, k: number, how: HangUp): Promise<void> {
   const { fa, upstream } = h
   const before = { records: upstream.records.length, bodyBytes: fa.probe.bodyBytes, requests: fa.probe.requests, settled: fa.probe.settled, disconnects: fa.stats().disconnects }
-  const socket = await connectRaw(t, fa.port)
-  socket.write(template.bytes.subarray(0, k))
+  const socket = await sendRaw(t, fa.port, template.bytes.subarray(0, k))
   const reached = region === 'body' || region === 'complete'
   if (reached) await serverHas(h, template, k, before)
   hangUp(socket, how)
@@ -163,10 +163,7 @@ for (const [index, { title, make }] of TEMPLATES.entries()) {
   test(`a client hangs up at a random byte of a request: ${title}`, async (t: TestContext) => {
     const random = seededRandom(faultSeed() + index)
     const template = make(random)
-    const watch = watchProcess(t)
-    const upstream = await startFaultUpstream(t, random)
-    const fa = await startFaultApp(t, upstream)
-    const baseline = await warmUp(fa)
+    const { watch, upstream, fa, baseline } = await startFaultSetup(t, random)
     const h = { fa, upstream }
     const regions: Region[] = template.parsed ? ['body', 'complete'] : ['request line', 'headers', 'body', 'complete']
     const cuts: string[] = []

@@ -1,14 +1,15 @@
 import type { Socket } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import {
-  assertClean, connectRaw, faultCase, faultSeed, get, hangUp, HANG_UPS, lineKey, seededRandom, startFaultApp, startFaultUpstream, warmUp,
-  pollUntil, probeUntil, watchProcess, type Baseline, type Fault, type FaultApp, type FaultUpstream, type HangUp, type ProcessWatch, type Random
-} from '../helpers/fault.js'
+  assertClean, faultCase, faultSeed, get, lineKey, seededRandom, startFaultSetup,
+  pollUntil, probeUntil, type Baseline, type Fault, type FaultApp, type FaultUpstream, type ProcessWatch, type Random
+} from './helpers/fault.js'
 import type { HangupStats } from '../../lib/stats.js'
 import { INFO } from '../helpers/logs.js'
+import { hangUp, HANG_UPS, sendRaw, type HangUp } from '../helpers/raw-client.js'
 
 /**
- * Issue 6, part 3: upstreams that reset, stall, answer garbage or close
+ * Upstreams that reset, stall, answer garbage or close
  * mid-body.
  *
  * - The client stays: the fault is the server's problem. It may be logged as
@@ -36,11 +37,7 @@ interface Harness {
 
 async function harness (t: TestContext, seedOffset: number): Promise<Harness> {
   const random = seededRandom(faultSeed() + seedOffset)
-  const watch = watchProcess(t)
-  const upstream = await startFaultUpstream(t, random)
-  const fa = await startFaultApp(t, upstream)
-  const baseline = await warmUp(fa)
-  return { t, random, fa, upstream, watch, baseline }
+  return { t, random, ...await startFaultSetup(t, random) }
 }
 
 /** The state a case's assertions are relative to. */
@@ -123,8 +120,7 @@ test('an upstream that resets, answers garbage, closes mid-body or stalls while 
 
 /** Sends GET `path` on a raw connection and waits until the route is where the fault will hit it. */
 async function requestAndWait (h: Harness, path: string, fault: Fault, before: ReturnType<typeof mark>): Promise<Socket> {
-  const socket = await connectRaw(h.t, h.fa.port)
-  socket.write(`GET ${path} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`)
+  const socket = await sendRaw(h.t, h.fa.port, { path })
   if (fault === 'midbody') {
     // The route got the upstream's headers and reads its body.
     await probeUntil(h.fa, () => h.fa.probe.upstreamAnswers === before.answers + 1, 'the upstream headers to reach the route')

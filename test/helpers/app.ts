@@ -5,6 +5,10 @@ import hangup from '../../lib/index.js'
 import type { FastifyHangupOptions } from '../../lib/options.js'
 import { captureLogs, type LogLine } from './logs.js'
 
+// One `within` for every suite: util.ts's (it also takes a cancel signal),
+// re-exported beside PATIENCE_MS and until for the suites that import their waits from here.
+export { within } from './util.js'
+
 export interface TestApp {
   app: FastifyInstance
   logs: LogLine[]
@@ -49,13 +53,4 @@ export async function until (check: () => boolean, what: string, timeoutMs = PAT
     if (performance.now() - started > timeoutMs) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`)
     await new Promise((resolve) => setTimeout(resolve, 5))
   }
-}
-
-/** Rejects after `ms` with a message naming what was awaited. */
-export function within<T> (promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const timeout = new Promise<never>((_resolve, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms waiting for ${what}`)), ms)
-  })
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer))
 }

@@ -6,16 +6,7 @@ import { createInterface } from 'node:readline'
 import type { TestContext } from 'node:test'
 import type { FixtureConfig } from '../fixtures/fatal-app.js'
 import { PATIENCE_MS } from './app.js'
-
-/** One pino line of the child's stdout. */
-export interface LogLine {
-  level?: number
-  msg?: string
-  reqId?: string
-  app?: string
-  err?: { message?: string, type?: string }
-  [key: string]: unknown
-}
+import type { LogLine } from './logs.js'
 
 export interface Exit {
   code: number | null
@@ -29,10 +20,6 @@ export interface FixtureProcess extends LoggedProcess {
   ports: number[]
   url: string
 }
-
-export const FATAL = 60
-export const ERROR = 50
-export const WARN = 40
 
 export const FIXTURE = join(__dirname, '..', 'fixtures', 'fatal-app.js')
 
@@ -105,7 +92,8 @@ export function spawnLogged (t: TestContext, file: string, env: Record<string, s
     try {
       logs.push(JSON.parse(text) as LogLine)
     } catch {
-      logs.push({ msg: text })
+      // Not pino's (a stack trace, a warning): kept below every level, for the failure messages.
+      logs.push({ level: 0, msg: text })
     }
     for (const wake of waiters) wake()
   })

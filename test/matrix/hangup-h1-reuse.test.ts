@@ -1,3 +1,3 @@
-import { defineHangupMatrix } from '../helpers/matrix-cases.js'
+import { defineHangupMatrix } from './helpers/cases.js'
 
 defineHangupMatrix('h1-reuse')

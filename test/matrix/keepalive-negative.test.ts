@@ -5,11 +5,11 @@ import { test, type TestContext } from 'node:test'
 import { Agent, request as undiciRequest } from 'undici'
 import hangup from '../../lib/index.js'
 import { captureLogs, INFO } from '../helpers/logs.js'
-import { createApp } from '../helpers/matrix-app.js'
-import { connectClient, type Transport } from '../helpers/matrix-clients.js'
-import { startMatrixUpstream } from '../helpers/matrix-upstream.js'
+import { createApp, type Transport } from '../helpers/transport.js'
+import { connectClient } from './helpers/clients.js'
+import { startMatrixUpstream } from './helpers/upstream.js'
 import { PATIENCE_MS } from '../helpers/app.js'
-import { collectWarnings, poll, settleWarnings, within } from '../helpers/matrix-util.js'
+import { collectWarnings, poll, settleWarnings, within } from '../helpers/util.js'
 
 const REQUESTS = 1000
 /** The whole loop must finish within this (it takes 1-3 s). */

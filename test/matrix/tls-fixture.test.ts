@@ -1,6 +1,6 @@
 import { X509Certificate, createPrivateKey } from 'node:crypto'
 import { test, type TestContext } from 'node:test'
-import { fixtureTlsMaterial, tlsMaterial } from '../helpers/matrix-util.js'
+import { fixtureTlsMaterial, tlsMaterial } from '../helpers/util.js'
 
 const YEAR_MS = 365 * 24 * 3600 * 1000
 

@@ -1,7 +1,7 @@
 import type { TestContext } from 'node:test'
 
 /**
- * The fault suite's randomness (issue 6, part 3): every byte at which a
+ * The fault suite's randomness: every byte at which a
  * client hangs up, every FIN-or-RST, every garbage answer is drawn from one
  * seeded PRNG, so a run is reproducible and a failure says how to replay it.
  */

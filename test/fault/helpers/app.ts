@@ -4,30 +4,24 @@ import { Transform, type Readable } from 'node:stream'
 import type { TestContext } from 'node:test'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { Agent, request, type Dispatcher } from 'undici'
-import hangup from '../../lib/index.js'
-import type { FastifyHangupOptions } from '../../lib/options.js'
-import type { HangupStats } from '../../lib/stats.js'
-import type { FaultUpstream } from './fault-upstream.js'
-import { captureLogs } from './logs.js'
-import { createApp } from './matrix-app.js'
-import type { Transport } from './matrix-clients.js'
+import hangup from '../../../lib/index.js'
+import type { FastifyHangupOptions } from '../../../lib/options.js'
+import type { HangupStats } from '../../../lib/stats.js'
+import type { FaultUpstream } from './upstream.js'
+import { captureLogs } from '../../helpers/logs.js'
+import { recordSettled, type CallProbe } from '../../helpers/probe.js'
+import { createApp, type Transport } from '../../helpers/transport.js'
 
 /** What the app's routes saw; the test reads it. */
-export interface FaultProbe {
+export interface FaultProbe extends CallProbe {
   /** Requests that reached the plugin's onRequest (and ours, registered after it). */
   requests: number
-  /** Route handlers that returned or threw. */
-  settled: number
-  /** What the handlers' upstream calls (or the reading of their answer) rejected with. */
-  rejections: unknown[]
   /** Upstream calls that got their response headers. */
   upstreamAnswers: number
   /** Body bytes Fastify's body reader got, over all requests. */
   bodyBytes: number
   /** Every request.signal a route read (kept to count the listeners left on them). */
   signals: AbortSignal[]
-  /** Emits 'change' on every update. */
-  events: EventEmitter
 }
 
 export interface FaultApp {
@@ -96,7 +90,7 @@ function proxyRoute (upstream: FaultUpstream, dispatcher: Dispatcher, probe: Fau
       signal = req.signal
       probe.signals.push(signal)
     }
-    try {
+    return await recordSettled(probe, async () => {
       const { body, headers } = forwardedBody(req)
       const res = await request(`${upstream.url}${upstreamPath(req)}`, {
         method: req.method as Dispatcher.HttpMethod,
@@ -109,13 +103,7 @@ function proxyRoute (upstream: FaultUpstream, dispatcher: Dispatcher, probe: Fau
       changed()
       if (spec.streamed) return reply.header('content-type', 'application/octet-stream').send(res.body)
       return { bytes: (await res.body.arrayBuffer()).byteLength }
-    } catch (err) {
-      probe.rejections.push(err)
-      throw err
-    } finally {
-      probe.settled++
-      changed()
-    }
+    })
   }
 }
 

@@ -1,11 +1,12 @@
 import { test, type TestContext } from 'node:test'
-import { captureLogs, INFO } from './logs.js'
-import { APIS, startMatrixApp, type Api, type Mode, type Probe } from './matrix-app.js'
-import { connectClient, isHttp2, isTls, type Exchange, type MatrixClient, type Transport } from './matrix-clients.js'
-import { startMatrixUpstream, type MatrixUpstream, type MatrixUpstreamOptions } from './matrix-upstream.js'
-import { knownLogIssue } from './matrix-known-issues.js'
-import { describeError, poll, tlsMaterial, until, within } from './matrix-util.js'
-import { NEVER_MS, PATIENCE_MS } from './app.js'
+import { captureLogs, INFO } from '../../helpers/logs.js'
+import { APIS, startMatrixApp, type Api, type Mode, type Probe } from './app.js'
+import { connectClient, type Exchange, type MatrixClient } from './clients.js'
+import { isHttp2, isTls, type Transport } from '../../helpers/transport.js'
+import { startMatrixUpstream, type MatrixUpstream, type MatrixUpstreamOptions } from './upstream.js'
+import { knownLogIssue } from './known-issues.js'
+import { describeError, poll, tlsMaterial, until, within } from '../../helpers/util.js'
+import { NEVER_MS, PATIENCE_MS } from '../../helpers/app.js'
 
 /** Where the client is when it hangs up (the test's view). */
 export type Phase = 'upload' | 'headers' | 'handler' | 'response'
@@ -207,7 +208,7 @@ function diagnose (t: TestContext, h: Harness, exchange: Exchange | undefined): 
   t.diagnostic(`sent body failed with: ${list(h.probe.streamErrors)}`)
   t.diagnostic(`res 'close' state: ${JSON.stringify(h.probe.resClose)}`)
   t.diagnostic(`client saw: ${exchange === undefined ? '-' : list(exchange.errors)}`)
-  const logged = h.logs.lines.filter((l) => !l.msg.startsWith('Server listening'))
+  const logged = h.logs.lines.filter((l) => l.msg?.startsWith('Server listening') !== true)
     .map((l) => [l.level, l.msg, (l.err as { type?: string } | undefined)?.type, (l.res as { statusCode?: number } | undefined)?.statusCode])
   t.diagnostic(`log lines [level, msg, err.type, res.statusCode]: ${JSON.stringify(logged)}`)
 }

@@ -1,13 +1,12 @@
 import { EventEmitter } from 'node:events'
-import type http from 'node:http'
 import { PassThrough, Readable, Writable, finished } from 'node:stream'
 import { pipeline as streamPipeline } from 'node:stream/promises'
 import type { TestContext } from 'node:test'
-import Fastify, { type FastifyHttpOptions, type FastifyInstance, type FastifyRequest } from 'fastify'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { Agent, fetch, pipeline, request, stream } from 'undici'
-import hangup from '../../lib/index.js'
-import { isHttp2, isTls, type Transport } from './matrix-clients.js'
-import { tlsMaterial } from './matrix-util.js'
+import hangup from '../../../lib/index.js'
+import { recordSettled, type CallProbe } from '../../helpers/probe.js'
+import { createApp, type Transport } from '../../helpers/transport.js'
 
 /** The undici API the route uses to call the upstream. */
 export type Api = 'request' | 'stream' | 'pipeline' | 'fetch'
@@ -22,7 +21,7 @@ export const APIS: readonly Api[] = ['request', 'stream', 'pipeline', 'fetch']
 export type Mode = 'buffer' | 'stream'
 
 /** What the route saw; the test reads it. */
-export interface Probe {
+export interface Probe extends CallProbe {
   /** `request.signal.reason`, captured by an 'abort' listener added in onRequest. */
   reasons: unknown[]
   /** What the route's undici call rejected with (buffer mode, or before the headers in stream mode). */
@@ -33,14 +32,10 @@ export interface Probe {
   completed: Array<{ aborted: boolean }>
   /** The raw response's state when it emitted 'close'. */
   resClose: Array<{ writableEnded: boolean, writableFinished: boolean, headersSent: boolean }>
-  /** Route handlers that returned or threw. */
-  settled: number
   /** Requests whose body parsing started (preParsing ran). */
   parsing: number
   /** Route calls that got the upstream's response headers. */
   upstreamHeaders: number
-  /** Emits 'change' on every update. */
-  events: EventEmitter
 }
 
 export interface MatrixApp {
@@ -151,23 +146,6 @@ function upstreamCall (request: FastifyRequest): UpstreamCall {
   return { method: 'POST', headers: { 'content-type': 'application/octet-stream' }, body: request.body as Readable }
 }
 
-/**
- * A Fastify app (not yet with the plugin) serving `transport`, logging at info
- * to `logStream`. The transport is chosen at run time; the route code is the
- * same for all, hence the HTTP/1 typing.
- */
-export function createApp (transport: Transport, logStream: Writable): FastifyInstance {
-  const serverOptions: Record<string, unknown> = {
-    logger: { level: 'info', stream: logStream }
-  }
-  if (isHttp2(transport)) serverOptions.http2 = true
-  if (isTls(transport)) {
-    const { key, cert } = tlsMaterial()
-    serverOptions.https = { key, cert }
-  }
-  return Fastify(serverOptions as FastifyHttpOptions<http.Server>) as unknown as FastifyInstance
-}
-
 export interface MatrixAppOptions {
   /** Run after the test, before the app closes (close the clients here). */
   beforeAppClose?: Array<() => Promise<void>>
@@ -249,7 +227,7 @@ export async function startMatrixApp (t: TestContext, opts: MatrixAppOptions): P
         probe.upstreamHeaders++
         changed()
       }
-      try {
+      return await recordSettled(probe, async () => {
         if (mode === 'buffer') {
           const bytes = await BUFFERED[api](upstreamUrl, upstreamCall(request), signal, dispatcher, onHeaders)
           probe.completed.push({ aborted: signal.aborted })
@@ -263,13 +241,7 @@ export async function startMatrixApp (t: TestContext, opts: MatrixAppOptions): P
           })
         }
         return reply.header('content-type', 'application/octet-stream').send(body)
-      } catch (err) {
-        probe.rejections.push(err)
-        throw err
-      } finally {
-        probe.settled++
-        changed()
-      }
+      })
     }
   })
 

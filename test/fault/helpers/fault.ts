@@ -1,28 +1,30 @@
-import { EventEmitter, getEventListeners, once } from 'node:events'
+import { EventEmitter, getEventListeners } from 'node:events'
 import { fork } from 'node:child_process'
 import http from 'node:http'
 import http2 from 'node:http2'
-import net from 'node:net'
 import { join } from 'node:path'
 import type { TestContext } from 'node:test'
-import type { ClientCommand, ClientReport } from '../fault/fixtures/hangup-clients.js'
-import { killAfter } from './child.js'
-import type { FaultApp } from './fault-app.js'
-import { WAIT_MS } from './fault-upstream.js'
-import { INFO, type LogLine } from './logs.js'
-import { collectWarnings, poll, settleWarnings, tlsMaterial, until, within } from './matrix-util.js'
+import type { ClientCommand, ClientReport } from '../fixtures/hangup-clients.js'
+import { killAfter } from '../../helpers/child.js'
+import { startFaultApp, type FaultApp } from './app.js'
+import type { Random } from './random.js'
+import { startFaultUpstream, WAIT_MS, type FaultUpstream } from './upstream.js'
+import { INFO, type LogLine } from '../../helpers/logs.js'
+import { collectWarnings, poll, settleWarnings, tlsMaterial, until, within } from '../../helpers/util.js'
 
 /**
- * The fault-injection suite's tools (issue 6, part 3): raw HTTP/1.1 clients
- * that hang up at a chosen byte, clients in a child process (for a blocked
- * event loop), and the checks every fault case ends with. The seeded PRNG,
- * the misbehaving upstream and the app are in fault-random.ts,
- * fault-upstream.ts and fault-app.ts, re-exported here.
+ * The fault-injection suite's tools: what the process and the app's
+ * listeners looked like before a case, fresh requests that prove the app
+ * still serves, clients in a child process (for a blocked event loop), and
+ * the checks every fault case ends with. The raw clients that hang up at a
+ * chosen byte are test/helpers/raw-client.ts; the seeded PRNG, the
+ * misbehaving upstream and the app are in random.ts, upstream.ts and app.ts
+ * beside this file, re-exported here.
  */
 
-export * from './fault-app.js'
-export * from './fault-random.js'
-export * from './fault-upstream.js'
+export * from './app.js'
+export * from './random.js'
+export * from './upstream.js'
 
 // ------------------------------------------------------------ the process
 
@@ -99,54 +101,7 @@ export function comparableSnapshots (now: Snapshot, before: Snapshot): [Snapshot
   return [withoutPools(now), withoutPools(before)]
 }
 
-// ------------------------------------------------------------ raw clients
-
-export type HangUp = 'fin' | 'rst'
-
-export const HANG_UPS: readonly HangUp[] = ['fin', 'rst']
-
-/** A raw TCP client to 127.0.0.1:`port`, destroyed after the test. */
-export async function connectRaw (t: TestContext, port: number): Promise<net.Socket> {
-  const socket = net.connect(port, '127.0.0.1')
-  socket.on('error', () => {})
-  t.after(() => { socket.destroy() })
-  await within(once(socket, 'connect'), WAIT_MS, 'a connection to the app')
-  return socket
-}
-
-/** 'fin': a normal close; 'rst': a reset (what a killed client or a proxy timeout looks like). */
-export function hangUp (socket: net.Socket, how: HangUp): void {
-  if (how === 'rst') socket.resetAndDestroy()
-  else socket.destroy()
-}
-
-/** Resolves once `socket` received at least `bytes` bytes (counting from the first); stops reading there. */
-export async function readUntil (socket: net.Socket, bytes: (head: number) => number): Promise<{ received: number, headLength: number }> {
-  let received = 0
-  let head = Buffer.alloc(0)
-  let headLength = -1
-  let onData: ((chunk: Buffer) => void) | undefined
-  try {
-    return await within(new Promise((resolve, reject) => {
-      onData = (chunk) => {
-        received += chunk.length
-        if (headLength < 0) {
-          head = Buffer.concat([head, chunk])
-          const end = head.indexOf('\r\n\r\n')
-          if (end >= 0) headLength = end + 4
-        }
-        if (headLength >= 0 && received >= bytes(headLength)) {
-          socket.pause()
-          resolve({ received, headLength })
-        }
-      }
-      socket.on('data', onData)
-      socket.once('close', () => reject(new Error(`the connection closed after ${received} bytes`)))
-    }), WAIT_MS, 'the response bytes')
-  } finally {
-    if (onData !== undefined) socket.removeListener('data', onData)
-  }
-}
+// ------------------------------------------------------------ clients
 
 /** What a plain HTTP/1.1 client saw of one GET: never rejects; `error` is how the response was cut, if it was. */
 export interface Seen {
@@ -230,6 +185,23 @@ export async function warmUp (fa: FaultApp): Promise<Baseline> {
   return { listeners: listenerSnapshot(emittersOf(fa)) }
 }
 
+/** What a fault case starts from. */
+export interface FaultSetup {
+  watch: ProcessWatch
+  upstream: FaultUpstream
+  fa: FaultApp
+  baseline: Baseline
+}
+
+/** The process watched, a fault upstream drawing from `random`, the default app (h1, in-process fatal handling) on it, warmed up. */
+export async function startFaultSetup (t: TestContext, random: Random): Promise<FaultSetup> {
+  const watch = watchProcess(t)
+  const upstream = await startFaultUpstream(t, random)
+  const fa = await startFaultApp(t, upstream)
+  const baseline = await warmUp(fa)
+  return { watch, upstream, fa, baseline }
+}
+
 export function describeLine (line: LogLine): string {
   const err = line.err as { code?: string, type?: string, message?: string } | undefined
   return `${line.level} ${line.msg}${err === undefined ? '' : ` (${err.code ?? err.type ?? ''}: ${err.message ?? ''})`}`
@@ -289,7 +261,7 @@ export interface ClientProcess {
   next (cmd: ClientReport['cmd']): Promise<ClientReport>
 }
 
-export const CLIENTS_FIXTURE = join(__dirname, '..', 'fault', 'fixtures', 'hangup-clients.js')
+export const CLIENTS_FIXTURE = join(__dirname, '..', 'fixtures', 'hangup-clients.js')
 
 /** Forks the client process (IPC), killed when the test ends. */
 export function forkClients (t: TestContext): ClientProcess {

@@ -1,7 +1,7 @@
 import { EventEmitter, once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { until } from './matrix-util.js'
+import { until } from '../../helpers/util.js'
 
 /** What the upstream saw of one request (created on arrival, updated as it goes). */
 export interface MatrixUpstreamRecord {

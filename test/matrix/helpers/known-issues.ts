@@ -1,4 +1,4 @@
-import { isHttp2, type Transport } from './matrix-clients.js'
+import { isHttp2, type Transport } from '../../helpers/transport.js'
 
 /**
  * On HTTP/2 a reset stream makes the compat response emit 'finish'

@@ -2,21 +2,9 @@ import { once } from 'node:events'
 import http from 'node:http'
 import http2 from 'node:http2'
 import https from 'node:https'
-import { within } from './matrix-util.js'
-import { PATIENCE_MS } from './app.js'
-
-/** How the test client reaches the Fastify app. */
-export type Transport = 'h1' | 'h1-reuse' | 'https' | 'h2c' | 'h2-tls'
-
-export const TRANSPORTS: readonly Transport[] = ['h1', 'h1-reuse', 'https', 'h2c', 'h2-tls']
-
-export function isHttp2 (transport: Transport): boolean {
-  return transport === 'h2c' || transport === 'h2-tls'
-}
-
-export function isTls (transport: Transport): boolean {
-  return transport === 'https' || transport === 'h2-tls'
-}
+import { within } from '../../helpers/util.js'
+import { PATIENCE_MS } from '../../helpers/app.js'
+import type { Transport } from '../../helpers/transport.js'
 
 /** One request in flight from the test client. Its promises only resolve (never reject). */
 export interface Exchange {

@@ -2,9 +2,9 @@ import { EventEmitter, once } from 'node:events'
 import http from 'node:http'
 import type { AddressInfo, Socket } from 'node:net'
 import type { TestContext } from 'node:test'
-import type { Random } from './fault-random.js'
-import { PATIENCE_MS } from './app.js'
-import { until } from './matrix-util.js'
+import type { Random } from './random.js'
+import { PATIENCE_MS } from '../../helpers/app.js'
+import { until } from '../../helpers/util.js'
 
 /** How long any single wait of the fault suite may take before the case fails. */
 /** Every wait of the fault suite: generous, since a loaded machine is slow (see PATIENCE_MS). */
