@@ -27,6 +27,7 @@
 // clients did. Exit code 1 if a check fails.
 
 const http = require('node:http')
+const net = require('node:net')
 const fs = require('node:fs')
 const path = require('node:path')
 const { fork } = require('node:child_process')
@@ -59,6 +60,8 @@ const STEP_TIMEOUT_MS = 10_000
 /** Bound on the wait for the process tree to go quiet at a mark. */
 const QUIET_TIMEOUT_MS = 15_000
 const FANOUT = 4
+/** Requests pipelined behind the waiting one of a `hangup-pipelined`: their answers are queued, never delivered. */
+const PIPELINED = 20
 const BODY = Buffer.from(JSON.stringify({ payload: 'x'.repeat(1024) }))
 
 function readOptions () {
@@ -278,6 +281,27 @@ function clients (port, upstream) {
         return next(res, 'data')
       }))
     },
+    /**
+     * Pipelined: a GET that waits on the upstream and PIPELINED `GET /fast`
+     * behind it, in one write on one connection, reset (RST) once the
+     * upstream has the first one's call. The write is under 1 KiB: the app
+     * reads it at once, and answers the 20 (queued behind the first) before
+     * the first's call can leave it, so each is known to be in its phase.
+     */
+    async hangUpPipelined (p, id) {
+      const arrival = upstream.arrival(id, 1)
+      const socket = net.connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      try {
+        await next(socket, 'connect')
+        const head = (target) => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
+        socket.write(head(p) + head('/fast').repeat(PIPELINED))
+        await within(arrival, `upstream call of ${p}`)
+      } finally {
+        upstream.forget(id)
+        socket.resetAndDestroy()
+      }
+    },
     /** Closes every idle keep-alive connection (at a mark, so the process tree can go quiet). */
     reset () {
       agent.destroy()
@@ -324,19 +348,21 @@ const KINDS = {
   'hangup-handler': { phase: 'handler', calls: 1, cancels: 1, explicit: true, run: (c, id) => c.hangUpHandler('GET', `/stall?id=${id}&signal=1`, String(id), 1, false) },
   'hangup-handler-post-fresh': { phase: 'handler', calls: 1, cancels: 1, run: (c, id) => c.hangUpHandler('POST', `/stall?id=${id}`, String(id), 1, true) },
   'hangup-fanout': { phase: 'handler', calls: FANOUT, cancels: FANOUT, run: (c, id) => c.hangUpHandler('GET', `/fanout?id=${id}&n=${FANOUT}&path=stall`, String(id), FANOUT, false) },
-  'hangup-response': { phase: 'response', calls: 1, cancels: 1, run: (c, id) => c.hangUpResponse(`/stream?id=${id}`) }
+  'hangup-response': { phase: 'response', calls: 1, cancels: 1, run: (c, id) => c.hangUpResponse(`/stream?id=${id}`) },
+  // `queued`: the requests pipelined behind it, hang-ups in phase 'response' (answered, never delivered).
+  'hangup-pipelined': { phase: 'handler', queued: PIPELINED, calls: 1, cancels: 1, run: (c, id) => c.hangUpPipelined(`/stall?id=${id}`, String(id)) }
 }
 
 /**
- * The cycle of 20: 14 completed (6 with no upstream call, 6 with one, among
- * them 2 on fresh connections, 1 fan-out), 5 hang-ups (upload, handler GET
- * on a kept-alive connection, handler POST on a fresh one, response, fan-out)
- * and 1 handler timeout.
+ * The cycle of 20: 13 completed (5 with no upstream call, 6 with one, among
+ * them 2 on fresh connections, 1 fan-out), 6 hang-ups (upload, handler GET
+ * on a kept-alive connection, handler POST on a fresh one, response,
+ * fan-out, pipelined) and 1 handler timeout.
  */
 const SCHEDULE = [
   'fast', 'proxy-get', 'hangup-handler', 'fast', 'proxy-post', 'fresh-get', 'hangup-upload',
   'fast', 'proxy-get-signal', 'fanout', 'hangup-response', 'fast', 'timeout', 'proxy-post',
-  'hangup-handler-post-fresh', 'fast', 'fresh-post', 'hangup-fanout', 'fast', 'proxy-get'
+  'hangup-handler-post-fresh', 'hangup-pipelined', 'fresh-post', 'hangup-fanout', 'fast', 'proxy-get'
 ]
 
 function kindOf (schedule, i) {
@@ -366,6 +392,7 @@ function tally () {
       for (const [kind, { sent }] of Object.entries(byKind)) {
         const k = KINDS[kind]
         if (k.phase) disconnects[k.phase] += sent
+        if (k.queued) disconnects.response += k.queued * sent
         completedCalls += (k.calls - (k.cancels ?? 0)) * sent
         if (k.phase) hangUpCalls += (k.cancels ?? 0) * sent
         else timeoutCalls += (k.cancels ?? 0) * sent
