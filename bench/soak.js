@@ -46,6 +46,8 @@ const HELP = `usage: node bench/soak.js [options]
   --sample-every <n>   a quiet sample every n requests    (default: 1/20 of --requests)
   --max-growth-mb <n>  target: heap growth (after GC) from the 10% mark
                        to the end                                         (default 5)
+  --pipelined <n>      requests pipelined behind the waiting one of a
+                       hangup-pipelined (answered, never delivered)       (default 5)
   --kinds <list>       only these kinds of request, in the cycle's order
                        (default: the whole cycle; see KINDS in the source)
   --out <file>         JSON output (default bench/results/soak-<node-version>.json)
@@ -60,8 +62,6 @@ const STEP_TIMEOUT_MS = 10_000
 /** Bound on the wait for the process tree to go quiet at a mark. */
 const QUIET_TIMEOUT_MS = 15_000
 const FANOUT = 4
-/** Requests pipelined behind the waiting one of a `hangup-pipelined`: their answers are queued, never delivered. */
-const PIPELINED = 20
 const BODY = Buffer.from(JSON.stringify({ payload: 'x'.repeat(1024) }))
 
 function readOptions () {
@@ -72,6 +72,7 @@ function readOptions () {
     'sample-every': { type: 'string' },
     'max-growth-mb': { type: 'string' },
     kinds: { type: 'string' },
+    pipelined: { type: 'string' },
     out: { type: 'string' },
     quiet: { type: 'boolean' }
   })
@@ -85,6 +86,7 @@ function readOptions () {
     schedule,
     warmup: int('--warmup', values.warmup, 2000, 0),
     concurrency: int('--concurrency', values.concurrency, 32, 1),
+    pipelined: int('--pipelined', values.pipelined, 5, 1),
     sampleEvery: int('--sample-every', values['sample-every'], Math.max(1000, Math.round(requests / 20)), 100),
     maxGrowthBytes: growthMb * 2 ** 20,
     out: values.out ?? path.join(__dirname, 'results', `soak-${process.version}.json`),
@@ -220,7 +222,7 @@ function within (promise, what) {
   ]).finally(() => clearTimeout(timer))
 }
 
-function clients (port, upstream) {
+function clients (port, upstream, pipelined) {
   let agent = new http.Agent({ keepAlive: true, maxSockets: Infinity })
 
   function open (method, p, { fresh = false, headers = {} } = {}) {
@@ -282,11 +284,12 @@ function clients (port, upstream) {
       }))
     },
     /**
-     * Pipelined: a GET that waits on the upstream and PIPELINED `GET /fast`
+     * Pipelined: a GET that waits on the upstream and `pipelined` GET /fast
      * behind it, in one write on one connection, reset (RST) once the
-     * upstream has the first one's call. The write is under 1 KiB: the app
-     * reads it at once, and answers the 20 (queued behind the first) before
-     * the first's call can leave it, so each is known to be in its phase.
+     * upstream has the first one's call. The write is small (about 40 bytes
+     * a request): the app reads it at once, and answers the ones behind the
+     * first (queued) before the first's call can leave it, so each is known
+     * to be in its phase.
      */
     async hangUpPipelined (p, id) {
       const arrival = upstream.arrival(id, 1)
@@ -295,7 +298,7 @@ function clients (port, upstream) {
       try {
         await next(socket, 'connect')
         const head = (target) => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
-        socket.write(head(p) + head('/fast').repeat(PIPELINED))
+        socket.write(head(p) + head('/fast').repeat(pipelined))
         await within(arrival, `upstream call of ${p}`)
       } finally {
         upstream.forget(id)
@@ -349,8 +352,8 @@ const KINDS = {
   'hangup-handler-post-fresh': { phase: 'handler', calls: 1, cancels: 1, run: (c, id) => c.hangUpHandler('POST', `/stall?id=${id}`, String(id), 1, true) },
   'hangup-fanout': { phase: 'handler', calls: FANOUT, cancels: FANOUT, run: (c, id) => c.hangUpHandler('GET', `/fanout?id=${id}&n=${FANOUT}&path=stall`, String(id), FANOUT, false) },
   'hangup-response': { phase: 'response', calls: 1, cancels: 1, run: (c, id) => c.hangUpResponse(`/stream?id=${id}`) },
-  // `queued`: the requests pipelined behind it, hang-ups in phase 'response' (answered, never delivered).
-  'hangup-pipelined': { phase: 'handler', queued: PIPELINED, calls: 1, cancels: 1, run: (c, id) => c.hangUpPipelined(`/stall?id=${id}`, String(id)) }
+  // `queued`: --pipelined requests behind it, hang-ups in phase 'response' (answered, never delivered).
+  'hangup-pipelined': { phase: 'handler', queued: true, calls: 1, cancels: 1, run: (c, id) => c.hangUpPipelined(`/stall?id=${id}`, String(id)) }
 }
 
 /**
@@ -370,7 +373,7 @@ function kindOf (schedule, i) {
 }
 
 /** What the clients did, by kind, and what that should have made the app and the upstream count. */
-function tally () {
+function tally (pipelined) {
   const byKind = Object.fromEntries(Object.keys(KINDS).map((k) => [k, { sent: 0, failed: 0 }]))
   const failures = []
   return {
@@ -392,7 +395,7 @@ function tally () {
       for (const [kind, { sent }] of Object.entries(byKind)) {
         const k = KINDS[kind]
         if (k.phase) disconnects[k.phase] += sent
-        if (k.queued) disconnects.response += k.queued * sent
+        if (k.queued) disconnects.response += pipelined * sent
         completedCalls += (k.calls - (k.cancels ?? 0)) * sent
         if (k.phase) hangUpCalls += (k.cancels ?? 0) * sent
         else timeoutCalls += (k.cancels ?? 0) * sent
@@ -540,12 +543,12 @@ async function main () {
   const startedAt = new Date()
   const upstream = await startUpstream()
   const app = await startApp(upstream.url)
-  const c = clients(app.port, upstream)
-  const counts = tally()
+  const c = clients(app.port, upstream, opts.pipelined)
+  const counts = tally(opts.pipelined)
   const samples = []
   let result
   try {
-    await runRange(0, opts.warmup, opts, c, tally())
+    await runRange(0, opts.warmup, opts, c, tally(opts.pipelined))
     const warm = await quietSample(app, upstream, c)
     if (!warm.quiet) throw new Error(`the process tree did not go quiet after the warm-up: ${JSON.stringify(warm.resources)}`)
     const baseline = summary(warm, 0, Date.now())

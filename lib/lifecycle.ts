@@ -109,7 +109,7 @@ function undelivered (res: RawResponse): boolean {
 
 /** The response is over for good: finished, or never delivered; see `undelivered`. */
 function responseIsDead (req: RawRequest, res: RawResponse): boolean {
-  if (res.writableEnded) return res.stream === undefined && undelivered(res) && req.socket?.destroyed === true
+  if (res.writableEnded) return req.httpVersionMajor !== 2 && undelivered(res) && req.socket?.destroyed === true
   if (res.destroyed === true || res.stream?.destroyed === true) return true
   return req.socket?.destroyed === true
 }
@@ -257,7 +257,7 @@ export class RequestLifecycle {
     // while flushing (PITFALLS #18). `writableEnded`, not `writableFinished`:
     // HTTP/2 reports a reset stream as finished (PITFALLS #3). Unless it
     // never left its pipelined queue: its client did not get it.
-    if (res.writableEnded && (res.stream !== undefined || !undelivered(res))) {
+    if (res.writableEnded && (this.req.httpVersionMajor === 2 || !undelivered(res))) {
       this.responded = true
       if (this.runtime.abortOnResponse) this.abortWith(ResponseSentError.create)
       return
@@ -343,7 +343,8 @@ export function watchResponse (lifecycle: RequestLifecycle): void {
   lifecycle.runtime.close?.add(lifecycle)
   res[kLifecycle] = lifecycle
   res.on('close', onResponseClose)
-  if (res.stream !== undefined) {
+  // HTTP/2 first: its response's `socket` is a Proxy built on first read.
+  if (req.httpVersionMajor === 2) {
     req[kLifecycle] = lifecycle
     req.on('aborted', onStreamAborted)
   } else if (res.socket === null) {

@@ -95,21 +95,45 @@ test('shutdown(): a slow request and 10 pipelined behind it on one connection ar
 
 test('shutdown(): Connection: close goes on the connection\'s last request; one that arrives during the drain becomes the last', async (t: TestContext) => {
   const { app, loud, port, gates } = await gatedApp(t, ['a', 'b', 'c'])
-  const conn = await pipeline(t, port, ['/gate/a', '/gate/b'])
+  const conn = await pipeline(t, port, ['/gate/a', '/fast'])
   await until(() => app.hangup.stats().inflight === 2, '2 requests in flight', 10_000)
+  // The last one (/fast) has its answer written, with keep-alive: nothing to mark.
   const closed = app.hangup.shutdown()
+  conn.send(['/gate/b'])
+  await until(() => app.hangup.stats().inflight === 3, 'a third request in flight', 10_000)
   conn.send(['/gate/c'])
-  await until(() => app.hangup.stats().inflight === 3, 'the third request in flight', 10_000)
+  await until(() => app.hangup.stats().inflight === 4, 'a fourth request in flight', 10_000)
   // Handlers finish in reverse: the answers still go out in order.
   for (const name of ['c', 'b', 'a']) gates.get(name)?.open()
   const answers = await within(conn.closed, 10_000, 'the server to close the connection')
-  // b gave its `Connection: close` back: Node then sends no Connection
-  // header, which HTTP/1.1 reads as keep-alive.
+  // b was the last, then gave its `Connection: close` back to c: Node then
+  // sends no Connection header, which HTTP/1.1 reads as keep-alive.
   t.assert.deepStrictEqual(answers.map((a) => `${a.status} ${JSON.parse(a.body).name as string} ${a.headers.connection ?? 'none'}`), [
     '200 a keep-alive',
+    '200 fast keep-alive',
     '200 b none',
     '200 c close'
   ])
+  await within(closed, 10_000, 'the close')
+  t.assert.deepStrictEqual(loud(), [])
+})
+
+test('shutdown(): a large answer still flushing to a client that reads slowly is not cut when the idle connections are closed', async (t: TestContext) => {
+  const { app, loud } = await buildApp(t, inProcess)
+  const size = 16 * 1024 * 1024
+  app.get('/big', async (_request, reply) => reply.header('content-type', 'application/octet-stream').send(Buffer.alloc(size, 98)))
+  const { port } = await listen(app)
+  const conn = await pipeline(t, port, ['/big'])
+  conn.socket.pause()
+  // The answer is ended, most of it waits in the socket's buffer; the
+  // parser has the whole request: Node counts the connection as idle.
+  await until(() => app.hangup.stats().inflight === 1, 'the request in flight', 10_000)
+  const closed = app.hangup.shutdown()
+  // Past the idle window (250 ms), when idle connections are closed.
+  await new Promise((resolve) => setTimeout(resolve, 1000))
+  conn.socket.resume()
+  const answers = await within(conn.closed, 10_000, 'the server to close the connection')
+  t.assert.deepStrictEqual(answers.map((a) => `${a.status} ${a.body.length}`), [`200 ${size}`])
   await within(closed, 10_000, 'the close')
   t.assert.deepStrictEqual(loud(), [])
 })
