@@ -76,9 +76,9 @@ function connectionOf (lifecycle: RequestLifecycle): object | null {
 }
 
 /**
- * A response Node's `closeIdleConnections()` would cut: it skips a
- * connection only while its current response is unfinished, and it counts
- * one whose requests are all read as idle (nodejs/node#41578). An ended
+ * A response Node's `closeIdleConnections()` would cut: it takes a
+ * connection whose requests have all been read for idle, and skips it only
+ * while its current response is unfinished (`_http_server.js`). An ended
  * HTTP/1.x response still in flight is flushing, or queued behind another
  * (pipelining) with more perhaps queued behind it.
  */

@@ -323,10 +323,10 @@ export function onQueuedRequestClose (this: RawRequest): void {
  * ended, both for a RST_STREAM the client sent and for the server's own
  * `destroy()`; only the latter runs inside `_destroy`, with the stream
  * already `destroyed`. The client's reset is taken here, whatever its code:
- * with NO_ERROR and the request's readable side open, Node 20 and 22 wait for
- * an 'end' that may never come and never destroy the stream, so its 'close'
- * is no signal (Node 24 destroys it, yet with NO_ERROR, which reads as the
- * server's cut there).
+ * after a NO_ERROR reset `onStreamClose` destroys the stream only once its
+ * readable side has ended, and then with NO_ERROR, the code of the server's
+ * own destroy(), so the stream's 'close' cannot tell the two apart (Node 20,
+ * 22, 24 and 26 read the same).
  */
 export function onStreamAborted (this: RawRequest): void {
   const lifecycle = this[kLifecycle] as RequestLifecycle
