@@ -27,6 +27,7 @@
 // clients did. Exit code 1 if a check fails.
 
 const http = require('node:http')
+const net = require('node:net')
 const fs = require('node:fs')
 const path = require('node:path')
 const { fork } = require('node:child_process')
@@ -45,6 +46,8 @@ const HELP = `usage: node bench/soak.js [options]
   --sample-every <n>   a quiet sample every n requests    (default: 1/20 of --requests)
   --max-growth-mb <n>  target: heap growth (after GC) from the 10% mark
                        to the end                                         (default 5)
+  --pipelined <n>      requests pipelined behind the waiting one of a
+                       hangup-pipelined (answered, never delivered)       (default 5)
   --kinds <list>       only these kinds of request, in the cycle's order
                        (default: the whole cycle; see KINDS in the source)
   --out <file>         JSON output (default bench/results/soak-<node-version>.json)
@@ -69,6 +72,7 @@ function readOptions () {
     'sample-every': { type: 'string' },
     'max-growth-mb': { type: 'string' },
     kinds: { type: 'string' },
+    pipelined: { type: 'string' },
     out: { type: 'string' },
     quiet: { type: 'boolean' }
   })
@@ -82,6 +86,7 @@ function readOptions () {
     schedule,
     warmup: int('--warmup', values.warmup, 2000, 0),
     concurrency: int('--concurrency', values.concurrency, 32, 1),
+    pipelined: int('--pipelined', values.pipelined, 5, 1),
     sampleEvery: int('--sample-every', values['sample-every'], Math.max(1000, Math.round(requests / 20)), 100),
     maxGrowthBytes: growthMb * 2 ** 20,
     out: values.out ?? path.join(__dirname, 'results', `soak-${process.version}.json`),
@@ -217,7 +222,7 @@ function within (promise, what) {
   ]).finally(() => clearTimeout(timer))
 }
 
-function clients (port, upstream) {
+function clients (port, upstream, pipelined) {
   let agent = new http.Agent({ keepAlive: true, maxSockets: Infinity })
 
   function open (method, p, { fresh = false, headers = {} } = {}) {
@@ -278,6 +283,28 @@ function clients (port, upstream) {
         return next(res, 'data')
       }))
     },
+    /**
+     * Pipelined: a GET that waits on the upstream and `pipelined` GET /fast
+     * behind it, in one write on one connection, reset (RST) once the
+     * upstream has the first one's call. The write is small (about 40 bytes
+     * a request): the app reads it at once, and answers the ones behind the
+     * first (queued) before the first's call can leave it, so each is known
+     * to be in its phase.
+     */
+    async hangUpPipelined (p, id) {
+      const arrival = upstream.arrival(id, 1)
+      const socket = net.connect(port, '127.0.0.1')
+      socket.on('error', () => {})
+      try {
+        await next(socket, 'connect')
+        const head = (target) => `GET ${target} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`
+        socket.write(head(p) + head('/fast').repeat(pipelined))
+        await within(arrival, `upstream call of ${p}`)
+      } finally {
+        upstream.forget(id)
+        socket.resetAndDestroy()
+      }
+    },
     /** Closes every idle keep-alive connection (at a mark, so the process tree can go quiet). */
     reset () {
       agent.destroy()
@@ -324,19 +351,21 @@ const KINDS = {
   'hangup-handler': { phase: 'handler', calls: 1, cancels: 1, explicit: true, run: (c, id) => c.hangUpHandler('GET', `/stall?id=${id}&signal=1`, String(id), 1, false) },
   'hangup-handler-post-fresh': { phase: 'handler', calls: 1, cancels: 1, run: (c, id) => c.hangUpHandler('POST', `/stall?id=${id}`, String(id), 1, true) },
   'hangup-fanout': { phase: 'handler', calls: FANOUT, cancels: FANOUT, run: (c, id) => c.hangUpHandler('GET', `/fanout?id=${id}&n=${FANOUT}&path=stall`, String(id), FANOUT, false) },
-  'hangup-response': { phase: 'response', calls: 1, cancels: 1, run: (c, id) => c.hangUpResponse(`/stream?id=${id}`) }
+  'hangup-response': { phase: 'response', calls: 1, cancels: 1, run: (c, id) => c.hangUpResponse(`/stream?id=${id}`) },
+  // `queued`: --pipelined requests behind it, hang-ups in phase 'response' (answered, never delivered).
+  'hangup-pipelined': { phase: 'handler', queued: true, calls: 1, cancels: 1, run: (c, id) => c.hangUpPipelined(`/stall?id=${id}`, String(id)) }
 }
 
 /**
- * The cycle of 20: 14 completed (6 with no upstream call, 6 with one, among
- * them 2 on fresh connections, 1 fan-out), 5 hang-ups (upload, handler GET
- * on a kept-alive connection, handler POST on a fresh one, response, fan-out)
- * and 1 handler timeout.
+ * The cycle of 20: 13 completed (5 with no upstream call, 6 with one, among
+ * them 2 on fresh connections, 1 fan-out), 6 hang-ups (upload, handler GET
+ * on a kept-alive connection, handler POST on a fresh one, response,
+ * fan-out, pipelined) and 1 handler timeout.
  */
 const SCHEDULE = [
   'fast', 'proxy-get', 'hangup-handler', 'fast', 'proxy-post', 'fresh-get', 'hangup-upload',
   'fast', 'proxy-get-signal', 'fanout', 'hangup-response', 'fast', 'timeout', 'proxy-post',
-  'hangup-handler-post-fresh', 'fast', 'fresh-post', 'hangup-fanout', 'fast', 'proxy-get'
+  'hangup-handler-post-fresh', 'hangup-pipelined', 'fresh-post', 'hangup-fanout', 'fast', 'proxy-get'
 ]
 
 function kindOf (schedule, i) {
@@ -344,7 +373,7 @@ function kindOf (schedule, i) {
 }
 
 /** What the clients did, by kind, and what that should have made the app and the upstream count. */
-function tally () {
+function tally (pipelined) {
   const byKind = Object.fromEntries(Object.keys(KINDS).map((k) => [k, { sent: 0, failed: 0 }]))
   const failures = []
   return {
@@ -366,6 +395,7 @@ function tally () {
       for (const [kind, { sent }] of Object.entries(byKind)) {
         const k = KINDS[kind]
         if (k.phase) disconnects[k.phase] += sent
+        if (k.queued) disconnects.response += pipelined * sent
         completedCalls += (k.calls - (k.cancels ?? 0)) * sent
         if (k.phase) hangUpCalls += (k.cancels ?? 0) * sent
         else timeoutCalls += (k.cancels ?? 0) * sent
@@ -513,12 +543,12 @@ async function main () {
   const startedAt = new Date()
   const upstream = await startUpstream()
   const app = await startApp(upstream.url)
-  const c = clients(app.port, upstream)
-  const counts = tally()
+  const c = clients(app.port, upstream, opts.pipelined)
+  const counts = tally(opts.pipelined)
   const samples = []
   let result
   try {
-    await runRange(0, opts.warmup, opts, c, tally())
+    await runRange(0, opts.warmup, opts, c, tally(opts.pipelined))
     const warm = await quietSample(app, upstream, c)
     if (!warm.quiet) throw new Error(`the process tree did not go quiet after the warm-up: ${JSON.stringify(warm.resources)}`)
     const baseline = summary(warm, 0, Date.now())

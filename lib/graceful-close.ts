@@ -51,11 +51,39 @@ export function secondaryServers (fastify: FastifyInstance): ClosableServer[] {
   return findInherited<ClosableServer[]>(fastify, 'fastify.serverBindings') ?? []
 }
 
+/** The parts of an HTTP/1.x response the drain's `Connection: close` uses. */
+interface HeaderTarget {
+  readonly headersSent: boolean
+  setHeader (name: string, value: string): void
+  removeHeader (name: string): void
+}
+
 /** `Connection: close` on a response that has not started, so its connection ends with it (HTTP/1.x). */
 function endConnectionAfter (lifecycle: RequestLifecycle): void {
-  const res = lifecycle.res as unknown as { headersSent: boolean, setHeader (name: string, value: string): void }
-  if (lifecycle.req.httpVersionMajor === 2 || res.headersSent) return
-  attempt(() => res.setHeader('connection', 'close'))
+  const res = lifecycle.res as unknown as HeaderTarget
+  if (!res.headersSent) attempt(() => res.setHeader('connection', 'close'))
+}
+
+/** Takes back `endConnectionAfter` from a response that is no longer its connection's last. */
+function keepConnectionAfter (lifecycle: RequestLifecycle): void {
+  const res = lifecycle.res as unknown as HeaderTarget
+  if (!res.headersSent) attempt(() => res.removeHeader('connection'))
+}
+
+/** The HTTP/1.x connection a request came on; null for HTTP/2 (its session's GOAWAY closes it) or a request without one. */
+function connectionOf (lifecycle: RequestLifecycle): object | null {
+  return lifecycle.req.httpVersionMajor === 2 ? null : lifecycle.req.socket
+}
+
+/**
+ * A response Node's `closeIdleConnections()` would cut: it takes a
+ * connection whose requests have all been read for idle, and skips it only
+ * while its current response is unfinished (`_http_server.js`). An ended
+ * HTTP/1.x response still in flight is flushing, or queued behind another
+ * (pipelining) with more perhaps queued behind it.
+ */
+function cutByIdleClose (lifecycle: RequestLifecycle): boolean {
+  return lifecycle.res.writableEnded && connectionOf(lifecycle) !== null
 }
 
 /**
@@ -75,6 +103,13 @@ function endConnectionAfter (lifecycle: RequestLifecycle): void {
 export class GracefulClose {
   /** Requests whose response has not closed: the stragglers if the deadline comes. */
   readonly requests = new InflightList()
+  /**
+   * During the close: each HTTP/1.x connection's last request received, the
+   * one that carries `Connection: close` (pipelined requests before it are
+   * answered first: Node ends the connection after a `Connection: close`
+   * response and drops the responses queued behind it).
+   */
+  private readonly lastOnConnection = new Map<object, RequestLifecycle>()
   /** Set when the close starts: the promise of its end. */
   private done: Promise<void> | null = null
   /** Resolves `done`; a no-op before the close and once called (the deadline and a drained close can both finish). */
@@ -121,13 +156,46 @@ export class GracefulClose {
     this.requests.add(lifecycle)
     // It crossed the close on a connection that was open: serve it, and
     // let its connection end with it (the soft drain).
-    if (this.closing) endConnectionAfter(lifecycle)
+    if (this.closing) this.becomeLast(lifecycle)
   }
 
   /** A request's response closed. */
   delete (lifecycle: RequestLifecycle): void {
     this.requests.delete(lifecycle)
-    if (this.closing) this.afterResponse()
+    if (this.closing) {
+      const connection = connectionOf(lifecycle)
+      if (connection !== null && this.lastOnConnection.get(connection) === lifecycle) this.lastOnConnection.delete(connection)
+      this.afterResponse()
+    }
+  }
+
+  /**
+   * `lifecycle` is its connection's last request so far: it gets
+   * `Connection: close`, and the one before it, if its head is not written
+   * yet, gives it back. A head already written went out with keep-alive: the
+   * connection is closed once idle after its last response (`afterResponse`).
+   */
+  private becomeLast (lifecycle: RequestLifecycle): void {
+    const connection = connectionOf(lifecycle)
+    if (connection === null) return
+    const previous = this.lastOnConnection.get(connection)
+    if (previous !== undefined) keepConnectionAfter(previous)
+    this.lastOnConnection.set(connection, lifecycle)
+    endConnectionAfter(lifecycle)
+  }
+
+  /**
+   * The close starts: each connection's newest request in flight is its
+   * last. The list is newest first, and requests reach it in the order their
+   * connection delivered them.
+   */
+  private markLastRequests (): void {
+    for (const lifecycle of this.requests.all()) {
+      const connection = connectionOf(lifecycle)
+      if (connection === null || this.lastOnConnection.has(connection)) continue
+      this.lastOnConnection.set(connection, lifecycle)
+      endConnectionAfter(lifecycle)
+    }
   }
 
   /** Something the close must wait for, bounded by the deadline (a user's `onFatal`). */
@@ -148,7 +216,7 @@ export class GracefulClose {
   close (cause: CloseCause, stopAccepting: Promise<void> | null = null): Promise<void> {
     if (this.done !== null) return this.done
     this.done = new Promise((resolve) => { this.resolveDone = resolve })
-    for (const lifecycle of this.requests.all()) endConnectionAfter(lifecycle)
+    this.markLastRequests()
     this.deadline = setTimeout(() => this.onDeadline(), this.gracePeriod)
     // Never the reason a finished process stays alive (issue 3).
     this.deadline.unref()
@@ -225,7 +293,15 @@ export class GracefulClose {
     this.checkDrained()
   }
 
+  /**
+   * Closes the idle connections, unless an ended HTTP/1.x response is still
+   * in flight: Node would cut it, or the pipelined ones queued behind it
+   * (`cutByIdleClose`). Its 'close' runs the sweep again.
+   */
   private closeIdleConnections (): void {
+    for (const lifecycle of this.requests.all()) {
+      if (cutByIdleClose(lifecycle)) return
+    }
     const main = this.fastify.server as unknown as ClosableServer
     main.closeIdleConnections?.()
     for (const secondary of this.secondaries) secondary.closeIdleConnections?.()

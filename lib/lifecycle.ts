@@ -27,13 +27,15 @@ export interface RawRequest {
   readonly stream?: { readonly endAfterHeaders: boolean }
   readonly socket: { readonly destroyed: boolean, readonly readableEnded?: boolean, readonly errored?: Error | null } | null
   removeListener (event: 'close', listener: () => void): unknown
-  on (event: 'close', listener: (this: RawRequest) => void): unknown
+  on (event: 'close' | 'aborted', listener: (this: RawRequest) => void): unknown
   [kLifecycle]?: RequestLifecycle
 }
 
 /** The parts of `ServerResponse` / `Http2ServerResponse` this module reads. */
 export interface RawResponse {
   readonly writableEnded: boolean
+  /** HTTP/1: bytes of this response not yet handed to the socket, plus the socket's own. */
+  readonly writableLength: number
   readonly headersSent: boolean
   readonly destroyed?: boolean
   readonly stream?: { readonly destroyed: boolean, readonly rstCode?: number }
@@ -83,10 +85,9 @@ const NGHTTP2_NO_ERROR = 0
  * a hang-up (found by test/fault/upstream-faults.test.ts). HTTP/1: the
  * client's FIN ended the socket's readable side, or its RST (or a write to
  * its closed socket) errored it; the server's own destroy() leaves neither.
- * HTTP/2: a client's RST_STREAM (CANCEL) or a lost session closes the stream
- * with an error code, the server's destroy() with NO_ERROR. Measured on Node
- * 20, 22 and 24; a client that resets with NO_ERROR reads as the server, and
- * still has its upstream calls cancelled.
+ * HTTP/2: a client's RST_STREAM is seen earlier, by onStreamAborted, whatever
+ * its code; here a lost session closes the stream with an error code, the
+ * server's destroy() with NO_ERROR.
  */
 function clientEnded (req: RawRequest, res: RawResponse): boolean {
   if (res.stream !== undefined) return res.stream.rstCode !== NGHTTP2_NO_ERROR
@@ -94,9 +95,21 @@ function clientEnded (req: RawRequest, res: RawResponse): boolean {
   return socket === null || socket.readableEnded === true || socket.errored != null
 }
 
-/** True when the client is already gone although the response never finished. */
+/**
+ * An HTTP/1.1 pipelined response that was generated (`end()` was called)
+ * while it waited behind an earlier one, and never reached the socket: it
+ * has none, and its bytes are still its own. A delivered response has none
+ * either once Node detached it, but nothing left to write. Its socket died:
+ * Node 20 and 22 never emit its 'close', Node 24 destroys it (the
+ * `abortOutgoing` of `_http_server.js`); either way its client never got it.
+ */
+function undelivered (res: RawResponse): boolean {
+  return res.socket === null && res.writableLength > 0
+}
+
+/** The response is over for good: finished, or never delivered; see `undelivered`. */
 function responseIsDead (req: RawRequest, res: RawResponse): boolean {
-  if (res.writableEnded) return false
+  if (res.writableEnded) return req.httpVersionMajor !== 2 && undelivered(res) && req.socket?.destroyed === true
   if (res.destroyed === true || res.stream?.destroyed === true) return true
   return req.socket?.destroyed === true
 }
@@ -226,6 +239,15 @@ export class RequestLifecycle {
 
   /** The response closed: finished, or cut because the client went away. */
   onClose (): void {
+    this.settle(false)
+  }
+
+  /** HTTP/2: the client reset the stream (RST_STREAM, any code) before the response ended. */
+  onClientReset (): void {
+    this.settle(true)
+  }
+
+  private settle (clientReset: boolean): void {
     if (this.closed) return
     this.closed = true
     this.runtime.counters.inflight--
@@ -233,8 +255,9 @@ export class RequestLifecycle {
     const res = this.res
     // A finished response is never a disconnect, even if the socket dies
     // while flushing (PITFALLS #18). `writableEnded`, not `writableFinished`:
-    // HTTP/2 reports a reset stream as finished (PITFALLS #3).
-    if (res.writableEnded) {
+    // HTTP/2 reports a reset stream as finished (PITFALLS #3). Unless it
+    // never left its pipelined queue: its client did not get it.
+    if (res.writableEnded && (this.req.httpVersionMajor === 2 || !undelivered(res))) {
       this.responded = true
       if (this.runtime.abortOnResponse) this.abortWith(ResponseSentError.create)
       return
@@ -243,7 +266,7 @@ export class RequestLifecycle {
     // an error or a crash after headers, the deadline): the server ended it.
     if (this.controller?.signal.aborted === true || this.reason !== undefined) return
     const phase = phaseOf(this.req, res)
-    if (phase === 'response' && (this.failed || !clientEnded(this.req, res))) {
+    if (phase === 'response' && !clientReset && (this.failed || !clientEnded(this.req, res))) {
       this.abortWith(ResponseDestroyedError.create)
       return
     }
@@ -295,6 +318,22 @@ export function onQueuedRequestClose (this: RawRequest): void {
 }
 
 /**
+ * The `'aborted'` listener of an HTTP/2 request. Node emits it from
+ * `closeStream()` (lib/internal/http2/core.js) while the response is not
+ * ended, both for a RST_STREAM the client sent and for the server's own
+ * `destroy()`; only the latter runs inside `_destroy`, with the stream
+ * already `destroyed`. The client's reset is taken here, whatever its code:
+ * after a NO_ERROR reset `onStreamClose` destroys the stream only once its
+ * readable side has ended, and then with NO_ERROR, the code of the server's
+ * own destroy(), so the stream's 'close' cannot tell the two apart (Node 20,
+ * 22, 24 and 26 read the same).
+ */
+export function onStreamAborted (this: RawRequest): void {
+  const lifecycle = this[kLifecycle] as RequestLifecycle
+  if (lifecycle.res.stream?.destroyed === false) lifecycle.onClientReset()
+}
+
+/**
  * Starts watching a response. A client that left before this ran (the socket
  * was destroyed while Fastify routed) is recorded at once (PITFALLS #4).
  */
@@ -304,7 +343,11 @@ export function watchResponse (lifecycle: RequestLifecycle): void {
   lifecycle.runtime.close?.add(lifecycle)
   res[kLifecycle] = lifecycle
   res.on('close', onResponseClose)
-  if (res.socket === null) {
+  // HTTP/2 first: its response's `socket` is a Proxy built on first read.
+  if (req.httpVersionMajor === 2) {
+    req[kLifecycle] = lifecycle
+    req.on('aborted', onStreamAborted)
+  } else if (res.socket === null) {
     req[kLifecycle] = lifecycle
     req.on('close', onQueuedRequestClose)
   }

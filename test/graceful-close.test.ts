@@ -1,5 +1,6 @@
-import { EventEmitter } from 'node:events'
+import { EventEmitter, once } from 'node:events'
 import http from 'node:http'
+import http2 from 'node:http2'
 import type { AddressInfo } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -245,4 +246,36 @@ test('secondaryServers: found from an encapsulated instance through its prototyp
   t.assert.strictEqual(fromChild, bindings, 'the root\'s own list, not a fallback')
   t.assert.strictEqual(secondaryServers(app), bindings)
   t.assert.deepStrictEqual(secondaryServers({} as never), [])
+})
+
+test('shutdown(): an HTTP/2 request that reaches the plugin during the close is served, with no Connection header (the session\'s GOAWAY closes it)', async (t: TestContext) => {
+  const app = Fastify({ http2: true })
+  t.after(() => app.close())
+  let reached = false
+  let release = (): void => {}
+  const held = new Promise<void>((resolve) => { release = resolve })
+  // An earlier hook holds the request: the plugin's onRequest runs after the close started.
+  app.addHook('onRequest', async () => {
+    reached = true
+    await held
+  })
+  await app.register(hangup, inProcess)
+  app.get('/', async () => ({ closing: app.hangup.closing }))
+  await app.listen({ port: 0, host: '127.0.0.1' })
+  const session = http2.connect(`http://127.0.0.1:${(app.server.address() as AddressInfo).port}`)
+  t.after(() => session.destroy())
+  session.on('error', () => {})
+  const stream = session.request({ ':path': '/' })
+  stream.setEncoding('utf8')
+  let body = ''
+  stream.on('data', (chunk: string) => { body += chunk })
+  await until(() => reached, 'the request to reach the earlier hook')
+  const closed = app.hangup.shutdown()
+  release()
+  const [headers] = await within(once(stream, 'response'), 5000, 'the response') as [http2.IncomingHttpHeaders]
+  await within(once(stream, 'end'), 5000, 'the body')
+  t.assert.strictEqual(headers[':status'], 200)
+  t.assert.strictEqual(headers.connection, undefined)
+  t.assert.deepStrictEqual(JSON.parse(body), { closing: true })
+  await within(closed, 5000, 'the close')
 })

@@ -159,3 +159,17 @@ test('HTTP/1.1 pipelining: queued requests abort when the client leaves, and com
   t.assert.strictEqual(app.hangup.stats().disconnects.handler, 3)
   t.assert.deepStrictEqual(loud(), [])
 })
+
+test('clientGone: an ended HTTP/1.1 response still queued (pipelined) is a hang-up once its client reset the socket, not before; an ended HTTP/2 one never is', (t: TestContext) => {
+  t.plan(4)
+  const queued = { writableEnded: true, headersSent: true, socket: null, writableLength: 512 }
+  const cases: Array<[string, RawRequest, RawResponse, boolean]> = [
+    ['queued, socket reset by the client', fakeReq({ socket: { destroyed: true, errored: new Error('read ECONNRESET') } }), fakeRes(queued), true],
+    ['queued, socket alive', fakeReq(), fakeRes(queued), false],
+    ['delivered (detached, nothing left to write), socket destroyed', fakeReq({ socket: { destroyed: true } }), fakeRes({ ...queued, writableLength: 0 }), false],
+    ['HTTP/2, ended', fakeReq({ httpVersionMajor: 2, socket: { destroyed: true } }), fakeRes({ writableEnded: true, stream: { destroyed: true } }), false]
+  ]
+  for (const [name, req, res, gone] of cases) {
+    t.assert.strictEqual(lifecycleOf(req, res, fakeRuntime()).clientGone(), gone, name)
+  }
+})
