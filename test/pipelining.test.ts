@@ -2,8 +2,10 @@ import { once } from 'node:events'
 import net from 'node:net'
 import { test, type TestContext } from 'node:test'
 import { Client } from 'undici'
-import { buildApp, listen, until, within } from './helpers/app.js'
-import { connect, startFixture, type FixtureProcess, type LogLine } from './helpers/child.js'
+import { buildApp, listen, NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
+import { connectRaw, requestText } from './helpers/raw-client.js'
+import { connect, startFixture, type FixtureProcess } from './helpers/child.js'
+import type { LogLine } from './helpers/logs.js'
 
 /**
  * HTTP/1.1 pipelining: a connection that carries several requests at once.
@@ -42,13 +44,11 @@ function parseResponses (data: Buffer): Answer[] {
 
 /** A raw connection that sends `paths` pipelined and collects what comes back until the server closes it. */
 async function pipeline (t: TestContext, port: number, paths: string[]): Promise<{ socket: net.Socket, send (paths: string[]): void, closed: Promise<Answer[]> }> {
-  const socket = net.connect(port, '127.0.0.1')
-  t.after(() => socket.destroy())
-  await once(socket, 'connect')
+  const socket = await connectRaw(t, port)
   const chunks: Buffer[] = []
   socket.on('data', (chunk: Buffer) => chunks.push(chunk))
   const closed = once(socket, 'close').then(() => parseResponses(Buffer.concat(chunks)))
-  const send = (more: string[]): void => { socket.write(more.map((path) => `GET ${path} HTTP/1.1\r\nHost: localhost\r\n\r\n`).join('')) }
+  const send = (more: string[]): void => { socket.write(more.map((path) => requestText({ path })).join('')) }
   send(paths)
   return { socket, send, closed }
 }
@@ -60,7 +60,7 @@ function gate (): { opened: Promise<void>, open (): void } {
   return { opened, open }
 }
 
-const inProcess = { fatal: { exit: false, signals: [], gracePeriod: 10_000 } }
+const inProcess = { fatal: { exit: false, signals: [], gracePeriod: NEVER_MS } }
 
 async function gatedApp (t: TestContext, names: string[]) {
   const { app, loud } = await buildApp(t, inProcess)
@@ -79,15 +79,15 @@ test('shutdown(): a slow request and 10 pipelined behind it on one connection ar
   const fast = Array<string>(10).fill('/fast')
   const conn = await pipeline(t, port, ['/gate/slow', ...fast])
   // The 10 are handled and their answers queued behind the slow one.
-  await until(() => app.hangup.stats().inflight === 11, '11 requests in flight', 10_000)
+  await until(() => app.hangup.stats().inflight === 11, '11 requests in flight')
   const closed = app.hangup.shutdown()
   gates.get('slow')?.open()
-  const answers = await within(conn.closed, 10_000, 'the server to close the connection')
+  const answers = await within(conn.closed, PATIENCE_MS, 'the server to close the connection')
   t.assert.deepStrictEqual(answers.map((a) => `${a.status} ${JSON.parse(a.body).name as string}`), ['200 slow', ...fast.map(() => '200 fast')])
   // The last answer was written before the close, with keep-alive: the
   // connection is closed once idle after it, no answer says close.
   t.assert.deepStrictEqual(answers.map((a) => a.headers.connection), Array(11).fill('keep-alive'))
-  await within(closed, 10_000, 'the close')
+  await within(closed, PATIENCE_MS, 'the close')
   t.assert.strictEqual(app.hangup.stats().inflight, 0)
   t.assert.deepStrictEqual(app.hangup.stats().disconnects, { upload: 0, handler: 0, response: 0 })
   t.assert.deepStrictEqual(loud(), [])
@@ -96,16 +96,16 @@ test('shutdown(): a slow request and 10 pipelined behind it on one connection ar
 test('shutdown(): Connection: close goes on the connection\'s last request; one that arrives during the drain becomes the last', async (t: TestContext) => {
   const { app, loud, port, gates } = await gatedApp(t, ['a', 'b', 'c'])
   const conn = await pipeline(t, port, ['/gate/a', '/fast'])
-  await until(() => app.hangup.stats().inflight === 2, '2 requests in flight', 10_000)
+  await until(() => app.hangup.stats().inflight === 2, '2 requests in flight')
   // The last one (/fast) has its answer written, with keep-alive: nothing to mark.
   const closed = app.hangup.shutdown()
   conn.send(['/gate/b'])
-  await until(() => app.hangup.stats().inflight === 3, 'a third request in flight', 10_000)
+  await until(() => app.hangup.stats().inflight === 3, 'a third request in flight')
   conn.send(['/gate/c'])
-  await until(() => app.hangup.stats().inflight === 4, 'a fourth request in flight', 10_000)
+  await until(() => app.hangup.stats().inflight === 4, 'a fourth request in flight')
   // Handlers finish in reverse: the answers still go out in order.
   for (const name of ['c', 'b', 'a']) gates.get(name)?.open()
-  const answers = await within(conn.closed, 10_000, 'the server to close the connection')
+  const answers = await within(conn.closed, PATIENCE_MS, 'the server to close the connection')
   // b was the last, then gave its `Connection: close` back to c: Node then
   // sends no Connection header, which HTTP/1.1 reads as keep-alive.
   t.assert.deepStrictEqual(answers.map((a) => `${a.status} ${JSON.parse(a.body).name as string} ${a.headers.connection ?? 'none'}`), [
@@ -114,7 +114,7 @@ test('shutdown(): Connection: close goes on the connection\'s last request; one 
     '200 b none',
     '200 c close'
   ])
-  await within(closed, 10_000, 'the close')
+  await within(closed, PATIENCE_MS, 'the close')
   t.assert.deepStrictEqual(loud(), [])
 })
 
@@ -127,14 +127,14 @@ test('shutdown(): a large answer still flushing to a client that reads slowly is
   conn.socket.pause()
   // The answer is ended, most of it waits in the socket's buffer; the
   // parser has the whole request: Node counts the connection as idle.
-  await until(() => app.hangup.stats().inflight === 1, 'the request in flight', 10_000)
+  await until(() => app.hangup.stats().inflight === 1, 'the request in flight')
   const closed = app.hangup.shutdown()
   // Past the idle window (250 ms), when idle connections are closed.
   await new Promise((resolve) => setTimeout(resolve, 1000))
   conn.socket.resume()
-  const answers = await within(conn.closed, 10_000, 'the server to close the connection')
+  const answers = await within(conn.closed, PATIENCE_MS, 'the server to close the connection')
   t.assert.deepStrictEqual(answers.map((a) => `${a.status} ${a.body.length}`), [`200 ${size}`])
-  await within(closed, 10_000, 'the close')
+  await within(closed, PATIENCE_MS, 'the close')
   t.assert.deepStrictEqual(loud(), [])
 })
 
@@ -145,9 +145,9 @@ test('a connection reset while pipelined answers wait behind a slow one: each re
   const before = app.hangup.stats()
   for (let round = 0; round < rounds; round++) {
     const conn = await pipeline(t, port, ['/gate/slow', ...fast])
-    await until(() => app.hangup.stats().inflight === before.inflight + 21, '21 requests in flight', 10_000)
+    await until(() => app.hangup.stats().inflight === before.inflight + 21, '21 requests in flight')
     conn.socket.resetAndDestroy()
-    await until(() => app.hangup.stats().inflight === before.inflight, 'every request of the connection released', 10_000)
+    await until(() => app.hangup.stats().inflight === before.inflight, 'every request of the connection released')
   }
   gates.get('slow')?.open()
   const stats = app.hangup.stats()
@@ -181,19 +181,19 @@ const closes = [
 
 for (const close of closes) {
   test(`${close.name} while a raw connection carries 11 pipelined requests: 11 of 11 answered, exit ${close.exitCode}`, async (t: TestContext) => {
-    const child = await startFixture(t, { fatal: { gracePeriod: 10_000 } })
+    const child = await startFixture(t, { fatal: { gracePeriod: NEVER_MS } })
     const fast = Array<string>(10).fill(FAST)
     const conn = await pipeline(t, Number(new URL(child.url).port), [SLOW, ...fast])
-    await child.waitForLog(() => incoming(child, SLOW) === 1 && incoming(child, FAST) === 10, 10_000)
+    await child.waitForLog(() => incoming(child, SLOW) === 1 && incoming(child, FAST) === 10)
     await close.start(t, child)
-    const answers = await within(conn.closed, 15_000, 'the child to close the connection')
+    const answers = await within(conn.closed, PATIENCE_MS, 'the child to close the connection')
     t.assert.deepStrictEqual(answers.map((a) => a.status), Array(11).fill(200))
     t.assert.deepStrictEqual(answers.map((a) => (JSON.parse(a.body) as { ms: number }).ms), [2000, ...fast.map(() => 0)])
-    t.assert.strictEqual((await within(child.exited, 15_000, 'the child to exit')).code, close.exitCode)
+    t.assert.strictEqual((await within(child.exited, PATIENCE_MS, 'the child to exit')).code, close.exitCode)
   })
 
   test(`${close.name} while undici (pipelining: 11) has 11 requests on one connection: 11 of 11 answered, exit ${close.exitCode}`, async (t: TestContext) => {
-    const child = await startFixture(t, { fatal: { gracePeriod: 10_000 } })
+    const child = await startFixture(t, { fatal: { gracePeriod: NEVER_MS } })
     const client = new Client(child.url, { pipelining: 11, keepAliveTimeout: 30_000 })
     t.after(() => client.destroy())
     let connections = 0
@@ -203,11 +203,11 @@ for (const close of closes) {
     await (await client.request({ path: FAST, method: 'GET' })).body.text()
     const paths = [SLOW, ...Array<string>(10).fill(FAST)]
     const answers = paths.map((path) => client.request({ path, method: 'GET', blocking: false }).then(async (res) => ({ status: res.statusCode, body: await res.body.text() })))
-    await child.waitForLog(() => incoming(child, SLOW) === 1 && incoming(child, FAST) === 11, 10_000)
+    await child.waitForLog(() => incoming(child, SLOW) === 1 && incoming(child, FAST) === 11)
     await close.start(t, child)
-    const settled = await within(Promise.allSettled(answers), 15_000, 'the 11 answers')
+    const settled = await within(Promise.allSettled(answers), PATIENCE_MS, 'the 11 answers')
     t.assert.deepStrictEqual(settled.map((s) => s.status === 'fulfilled' ? s.value.status : String(s.reason)), Array(11).fill(200))
     t.assert.strictEqual(connections, 1, 'one connection: nothing was retried')
-    t.assert.strictEqual((await within(child.exited, 15_000, 'the child to exit')).code, close.exitCode)
+    t.assert.strictEqual((await within(child.exited, PATIENCE_MS, 'the child to exit')).code, close.exitCode)
   })
 }

@@ -4,10 +4,10 @@ import { test, type TestContext } from 'node:test'
 import {
   assertClean, faultSeed, lineKey, pollUntil, probeUntil, seededRandom, startFaultApp, startFaultUpstream, WAIT_MS, warmUp, watchProcess,
   type FaultApp
-} from '../helpers/fault.js'
-import type { Transport } from '../helpers/matrix-clients.js'
-import { H2_RESPONSE_WARN_TODO } from '../helpers/matrix-known-issues.js'
-import { tlsMaterial, within } from '../helpers/matrix-util.js'
+} from './helpers/fault.js'
+import type { Transport } from '../helpers/transport.js'
+import { H2_RESPONSE_WARN_TODO } from '../matrix/helpers/known-issues.js'
+import { tlsMaterial, within } from '../helpers/util.js'
 
 /**
  * An HTTP/2 client that resets its own stream (RST_STREAM) has left,
