@@ -198,6 +198,18 @@ export class GracefulClose {
     }
   }
 
+  /**
+   * Whether the plugin's own answer to `lifecycle` (a crash's 500, the
+   * deadline's 503) may say `Connection: close`: not while requests
+   * pipelined behind it on its connection still wait for theirs. Before the
+   * close, nothing is known of its connection: it may.
+   */
+  endsConnection (lifecycle: RequestLifecycle): boolean {
+    const connection = connectionOf(lifecycle)
+    const last = connection === null ? undefined : this.lastOnConnection.get(connection)
+    return last === undefined || last === lifecycle
+  }
+
   /** Something the close must wait for, bounded by the deadline (a user's `onFatal`). */
   waitFor (promise: Promise<unknown>): void {
     const settled: Promise<void> = promise.then(noop, noop).then(() => {
@@ -358,7 +370,7 @@ export class GracefulClose {
   }
 
   private answerStragglers (): void {
-    for (const lifecycle of this.requests.all()) answerGenerically(lifecycle.reply, 503)
+    for (const lifecycle of this.requests.all()) answerGenerically(lifecycle.reply, 503, this.endsConnection(lifecycle))
     this.closeApp()
     setTimeout(() => this.finish(), FINAL_FLUSH_MS).unref()
   }

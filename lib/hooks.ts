@@ -117,7 +117,7 @@ export function createHooks (runtime: Runtime, internals: FastifySignalInternals
   function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done): void {
     const lifecycle = (request as TrackedRequest)[kLifecycle]
     if (lifecycle?.fatal === true) {
-      done(null, makeGeneric(reply, 500))
+      done(null, makeGeneric(reply, 500, lifecycle.runtime.close?.endsConnection(lifecycle) ?? true))
     } else {
       done(null, payload)
     }

@@ -38,28 +38,38 @@ function isHttp2 (reply: FastifyReply): boolean {
  * body. Headers the handler set before the crash (cookies, caching) are
  * dropped: the answer is the generic one.
  */
-export function makeGeneric (reply: FastifyReply, statusCode: 500 | 503): string {
+export function makeGeneric (reply: FastifyReply, statusCode: 500 | 503, endConnection = true): string {
   for (const name of Object.keys(reply.getHeaders())) reply.removeHeader(name)
   reply.code(statusCode).header('content-type', 'application/json; charset=utf-8')
-  // HTTP/2 forbids connection-specific headers (RFC 9113 §8.2.2); there
-  // the session's GOAWAY does what `Connection: close` does on HTTP/1.1.
-  if (!isHttp2(reply)) reply.header('connection', 'close')
+  if (closesConnection(reply, endConnection)) reply.header('connection', 'close')
   return genericBody(statusCode)
 }
 
-function answerRaw (reply: FastifyReply, res: RawAnswer, statusCode: 500 | 503, body: string): void {
+/**
+ * Whether the answer says `Connection: close`. HTTP/2 forbids
+ * connection-specific headers (RFC 9113 §8.2.2); there the session's GOAWAY
+ * does what `Connection: close` does on HTTP/1.1. On HTTP/1.1 not when more
+ * requests were pipelined behind this one (`endConnection` false): Node ends
+ * the connection after a `Connection: close` answer and drops theirs.
+ */
+function closesConnection (reply: FastifyReply, endConnection: boolean): boolean {
+  return endConnection && !isHttp2(reply)
+}
+
+function answerRaw (reply: FastifyReply, res: RawAnswer, statusCode: 500 | 503, body: string, endConnection: boolean): void {
   const headers: Record<string, string | number> = {
     'content-type': 'application/json; charset=utf-8',
     'content-length': Buffer.byteLength(body)
   }
-  if (!isHttp2(reply)) headers.connection = 'close'
+  if (closesConnection(reply, endConnection)) headers.connection = 'close'
   res.writeHead(statusCode, headers)
   res.end(body)
 }
 
 /**
  * Answers a request the plugin must end (the one that crashed: 500; a
- * straggler at the grace deadline: 503) with `Connection: close`. A response
+ * straggler at the grace deadline: 503) with `Connection: close`, unless
+ * `endConnection` is false (requests pipelined behind it). A response
  * whose headers are already out cannot be answered: its connection is
  * destroyed, so the client sees a cut, not a truncated success.
  *
@@ -67,7 +77,7 @@ function answerRaw (reply: FastifyReply, res: RawAnswer, statusCode: 500 | 503, 
  * process with exit code 7: every step that can fail falls back to the next,
  * simpler one (Fastify's reply, the raw response, destroying the socket).
  */
-export function answerGenerically (reply: FastifyReply, statusCode: 500 | 503): void {
+export function answerGenerically (reply: FastifyReply, statusCode: 500 | 503, endConnection = true): void {
   const res = reply.raw as unknown as RawAnswer
   if (res.writableEnded) return
   if (res.headersSent) {
@@ -78,13 +88,13 @@ export function answerGenerically (reply: FastifyReply, statusCode: 500 | 503): 
   // access log see the status.
   try {
     if (!reply.sent) {
-      reply.send(makeGeneric(reply, statusCode))
+      reply.send(makeGeneric(reply, statusCode, endConnection))
       return
     }
   } catch {}
   try {
     if (!res.headersSent) {
-      answerRaw(reply, res, statusCode, genericBody(statusCode))
+      answerRaw(reply, res, statusCode, genericBody(statusCode), endConnection)
       return
     }
   } catch {}

@@ -162,7 +162,8 @@ function incoming (child: FixtureProcess, url: string): number {
   return child.logs.filter((line: LogLine) => line.msg === 'incoming request' && (line.req as { url?: string } | undefined)?.url === url).length
 }
 
-const SLOW = '/slow?ms=2000'
+/** In flight until the close has started, however slow the machine (test/fixtures/fatal-app.ts). */
+const SLOW = '/slow?ms=100&after=close'
 const FAST = '/slow?ms=0'
 
 /** How the close is started in the child, and the exit code it ends with. */
@@ -188,7 +189,7 @@ for (const close of closes) {
     await close.start(t, child)
     const answers = await within(conn.closed, PATIENCE_MS, 'the child to close the connection')
     t.assert.deepStrictEqual(answers.map((a) => a.status), Array(11).fill(200))
-    t.assert.deepStrictEqual(answers.map((a) => (JSON.parse(a.body) as { ms: number }).ms), [2000, ...fast.map(() => 0)])
+    t.assert.deepStrictEqual(answers.map((a) => (JSON.parse(a.body) as { ms: number }).ms), [100, ...fast.map(() => 0)])
     t.assert.strictEqual((await within(child.exited, PATIENCE_MS, 'the child to exit')).code, close.exitCode)
   })
 
@@ -211,3 +212,15 @@ for (const close of closes) {
     t.assert.strictEqual((await within(child.exited, PATIENCE_MS, 'the child to exit')).code, close.exitCode)
   })
 }
+
+test('a crash of the first of 11 pipelined requests: its generic 500 keeps the connection open for the 10 behind it, all answered, exit 1', async (t: TestContext) => {
+  const child = await startFixture(t, { fatal: { gracePeriod: NEVER_MS } })
+  const fast = Array<string>(10).fill(FAST)
+  const conn = await pipeline(t, Number(new URL(child.url).port), ['/crash/timer', ...fast])
+  const answers = await within(conn.closed, PATIENCE_MS, 'the child to close the connection')
+  t.assert.deepStrictEqual(answers.map((a) => a.status), [500, ...fast.map(() => 200)])
+  // Node ends a connection after a `Connection: close` answer: the 500 must not say it.
+  t.assert.notStrictEqual(answers[0]?.headers.connection, 'close')
+  t.assert.deepStrictEqual(JSON.parse(answers[0]?.body ?? ''), { statusCode: 500, error: 'Internal Server Error', message: 'Internal Server Error' })
+  t.assert.strictEqual((await within(child.exited, PATIENCE_MS, 'the child to exit')).code, 1)
+})
