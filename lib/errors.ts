@@ -12,11 +12,18 @@ export type DisconnectPhase = 'upload' | 'handler' | 'response'
  * (nodejs/node#66192, PITFALLS #14). The stack of a disconnect is Node's socket
  * internals anyway: it tells nobody anything.
  */
-function withoutStack<T> (build: () => T): T {
+function withoutStack<T extends object> (build: () => T): T {
   const limit = Error.stackTraceLimit
   Error.stackTraceLimit = 0
   try {
-    return build()
+    const error = build()
+    // An own `stack` with no frame ("AbortError: message"): @fastify/error
+    // skips it when the limit is 0, and Node takes an error without one for
+    // a non-error, which an unhandled rejection under
+    // --unhandled-rejections=strict (or Node's own crash) only shows as
+    // "[object Error]", wrapped, out of reach of lib/cancellations.ts.
+    Error.captureStackTrace(error)
+    return error
   } finally {
     Error.stackTraceLimit = limit
   }
