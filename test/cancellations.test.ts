@@ -67,7 +67,8 @@ const scenarios: Array<{ name: string, path: string, autoBind?: boolean, status:
   { name: 'autoBind, a fire-and-forget request(url).then((r) => r.body.dump())', path: '/fire-and-forget/request', autoBind: true, status: 200 },
   { name: 'autoBind, a fire-and-forget global fetch whose body read is cut', path: '/fire-and-forget/fetch', autoBind: true, status: 200 },
   { name: 'a fan-out sibling never awaited, cancelled by abortOnError', path: '/fan-out', status: 500 },
-  { name: 'a floating call cancelled by a hang-up', path: '/hang-up', status: null }
+  { name: 'a floating call cancelled by a hang-up', path: '/hang-up', status: null },
+  { name: 'a floating call cancelled by Fastify\'s handler timeout', path: '/handler-timeout', status: 503 }
 ]
 
 for (const scenario of scenarios) {
