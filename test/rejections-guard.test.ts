@@ -1,4 +1,5 @@
 import { test, type TestContext } from 'node:test'
+import { inspect } from 'node:util'
 import { findCancellation, recordCancellation } from '../lib/cancellations.js'
 import type { CloseCause } from '../lib/graceful-close.js'
 import type { Runtime } from '../lib/lifecycle.js'
@@ -138,6 +139,12 @@ test('cancellations: only objects are recorded; the cause chain is followed a fe
   const throwing = Object.defineProperty(new Error('x'), 'cause', { get () { throw new Error('getter') } })
   t.assert.strictEqual(findCancellation(throwing), undefined)
   t.assert.strictEqual(findCancellation(new Error('unrelated')), undefined)
+  // One error object thrown by two requests (abortOnError): the later mark wins.
+  recordCancellation(reason, 'req-3', runtime)
+  t.assert.strictEqual(findCancellation(reason)?.reqId, 'req-3')
+  // The mark is out of sight: the reason looks the same.
+  t.assert.deepStrictEqual(Object.keys(reason), [])
+  t.assert.doesNotMatch(inspect(reason), /req-3|Counters/)
 })
 
 test('guard: a watcher (fatal: false) needs the rejection listener only, and the uncaught one under strict', (t: TestContext) => {
