@@ -120,6 +120,15 @@ export function actAsNode (reason: unknown, mode: RejectionsMode): void {
  * Rethrowing from the listener would make it exit code 7 instead.
  */
 export function crashAsNode (error: unknown): never {
-  process.stderr.write(`${inspect(error)}\n\nNode.js ${process.version}\n`)
+  process.stderr.write(`${printable(error)}\n\nNode.js ${process.version}\n`)
   process.exit(1)
+}
+
+/** `util.inspect` of the error, or its description when inspecting it throws (its own `util.inspect.custom`): this runs in a crash handler. */
+export function printable (error: unknown): string {
+  try {
+    return inspect(error)
+  } catch {
+    return describeReason(error)
+  }
 }

@@ -3,7 +3,7 @@ import { inspect } from 'node:util'
 import { findCancellation, recordCancellation } from '../lib/cancellations.js'
 import type { CloseCause } from '../lib/graceful-close.js'
 import type { Runtime } from '../lib/lifecycle.js'
-import { actAsNode, rejectionsMode, uncaughtFor, warnUnhandled } from '../lib/node-rejections.js'
+import { actAsNode, printable, rejectionsMode, uncaughtFor, warnUnhandled } from '../lib/node-rejections.js'
 import { ProcessGuard, type GuardedApp } from '../lib/process-guard.js'
 import { Counters } from '../lib/stats.js'
 
@@ -97,6 +97,12 @@ test('uncaughtFor: an error as is, anything else wrapped as Node wraps it, witho
   t.assert.deepStrictEqual([reasonOf(42), reasonOf(undefined), reasonOf(null), reasonOf(Symbol('s'))], ['42', 'undefined', 'null', 'Symbol(s)'])
   // A stackless error (no own `stack`) is not error-like to Node either.
   t.assert.strictEqual(reasonOf(Object.create(Error.prototype)), '#<Error>')
+})
+
+test('printable: what a crash prints, even for a reason whose inspection throws', (t: TestContext) => {
+  t.assert.match(printable(new Error('boom')), /^Error: boom\n\s+at /)
+  const hostile = { [inspect.custom] () { throw new Error('no') } }
+  t.assert.strictEqual(printable(hostile), '#<Object>')
 })
 
 test('warnUnhandled: Node\'s UnhandledPromiseRejectionWarning with the stack, or the description', async (t: TestContext) => {
