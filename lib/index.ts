@@ -42,9 +42,10 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
     counters,
     abortOnResponse: options.abortOnResponse,
     logLevel: options.disconnectLogLevel,
+    log: fastify.log,
     close: graceful
   }
-  const guard = fatal === null ? null : processGuard()
+  const guard = processGuard()
   const fatalApp = fatal === null ? null : new FatalApp(fatal, graceful, counters, fastify.log)
   const internals = new FastifySignalInternals()
   // The interceptor finds the request through the same context as a crash.
@@ -53,12 +54,12 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
     abortOnError: options.abortOnError,
     asyncContext,
     isFatal: fatal?.isFatal ?? null,
-    guard
+    guard: fatal === null ? null : guard
   })
 
   /** Through the process guard when the process exits after the close: every app there closes cleanly. */
   function shutdown (error?: unknown): Promise<void> {
-    if (guard !== null && fatalApp !== null && fatalApp.exit && guard.has(fatalApp)) {
+    if (fatalApp !== null && fatalApp.exit && guard.has(fatalApp)) {
       if (error === undefined) return guard.shutdown()
       guard.fatal(error, 'shutdown', null, false)
     } else if (error !== undefined) {
@@ -96,17 +97,19 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
     })
   }
   if (fatal?.isFatal != null) fastify.addHook('onSend', hooks.onSend)
-  if (guard !== null && fatalApp !== null) {
-    // Process listeners exist while an app is ready and not closed.
-    fastify.addHook('onReady', (done) => {
-      guard.add(fatalApp)
-      done()
-    })
-    fastify.addHook('onClose', (_instance, done) => {
-      guard.remove(fatalApp)
-      done()
-    })
-  }
+  // Process listeners exist while an app is ready and not closed. With
+  // `fatal: false` the app only watches: its own cancellations must not
+  // crash the process, every other error keeps Node's handling.
+  fastify.addHook('onReady', (done) => {
+    if (fatalApp === null) guard.watch(runtime)
+    else guard.add(fatalApp)
+    done()
+  })
+  fastify.addHook('onClose', (_instance, done) => {
+    if (fatalApp === null) guard.unwatch(runtime)
+    else guard.remove(fatalApp)
+    done()
+  })
 }
 
 function noop (): void {}

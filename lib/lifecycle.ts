@@ -1,5 +1,6 @@
 import { setMaxListeners } from 'node:events'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
+import { recordCancellation } from './cancellations.js'
 import { ClientDisconnectedError, ResponseDestroyedError, ResponseSentError, type DisconnectPhase } from './errors.js'
 import type { Counters } from './stats.js'
 import type { DisconnectLogLevel } from './options.js'
@@ -55,6 +56,8 @@ export interface Runtime {
   readonly counters: Counters
   readonly abortOnResponse: boolean
   readonly logLevel: DisconnectLogLevel
+  /** The app's logger: what is logged about a request after the fact (lib/process-guard.ts). */
+  readonly log: FastifyBaseLogger
   /** The requests in flight and the graceful close; null where nothing tracks them (unit tests). */
   readonly close: GracefulClose | null
 }
@@ -166,7 +169,11 @@ export class RequestLifecycle {
     const signal = controller.signal
     setMaxListeners(SIGNAL_LISTENER_LIMIT, signal)
     this.controller = controller
-    signal.addEventListener('abort', () => this.cancelCalls(signal.reason), { once: true })
+    signal.addEventListener('abort', () => {
+      // Fastify's handler timeout is a cancellation of the plugin's signal too.
+      this.record(signal.reason)
+      this.cancelCalls(signal.reason)
+    }, { once: true })
   }
 
   signal (): AbortSignal {
@@ -205,6 +212,7 @@ export class RequestLifecycle {
     if (!live && (this.calls === null || this.calls.size === 0)) return
     const reason = create()
     this.reason ??= reason
+    this.record(reason)
     if (live) controller.abort(reason)
     this.cancelCalls(reason)
   }
@@ -214,12 +222,30 @@ export class RequestLifecycle {
    * signal's reason, or what the signal would say, without creating it.
    */
   cancellation (): unknown {
+    const reason = this.pendingCancellation()
+    // Handed out to cancel work (a signal born aborted, a bound call failed
+    // at once): a rejection with it is the plugin's doing too.
+    if (reason !== undefined) this.record(reason)
+    return reason
+  }
+
+  private pendingCancellation (): unknown {
     const controller = this.controller
     if (controller !== null) return controller.signal.aborted ? controller.signal.reason : undefined
     if (this.reason !== undefined) return this.reason
     if (this.phase !== null) return ClientDisconnectedError.create(this.phase)
     if (this.responded && this.runtime.abortOnResponse) return ResponseSentError.create()
     return undefined
+  }
+
+  /**
+   * Marks a reason work is cancelled with as the plugin's own, so that a
+   * rejection with it that nobody handles is not fatal (lib/cancellations.ts).
+   * Only ever called with something to cancel: never on a request that
+   * aborts nothing.
+   */
+  private record (reason: unknown): void {
+    recordCancellation(reason, this.reply.request.id, this.runtime)
   }
 
   bind (work: BoundWork): void {

@@ -36,7 +36,10 @@ export interface FastifyHangupOptions {
   /**
    * Process-level fatal errors and stop signals: the request that crashed gets
    * a 500, the app closes gracefully, the process exits. `false` installs no
-   * process handler; `true` is the defaults.
+   * signal or `uncaughtException` handler, only the `unhandledRejection`
+   * listener that keeps the plugin's own cancellations from crashing the
+   * process (every other rejection keeps Node's behaviour); `true` is the
+   * defaults. The plugin's own cancellations are never fatal.
    * @default true
    */
   fatal?: boolean | FatalOptions

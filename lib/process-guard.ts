@@ -1,11 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { attempt } from './attempt.js'
+import { findCancellation } from './cancellations.js'
 import { LOG_FLUSH_MS } from './close-timing.js'
 import { disconnectFromPrimary, exitHandshake, notifyPrimary } from './cluster-protocol.js'
 import { currentRequest } from './context.js'
 import { findInherited } from './fastify-internals.js'
 import type { CloseCause } from './graceful-close.js'
 import type { RequestLifecycle } from './lifecycle.js'
+import { actAsNode, crashAsNode, rejectionsMode, type RejectionsMode } from './node-rejections.js'
 
 /**
  * A second stop signal this soon after the first is the same stop delivered
@@ -39,6 +41,19 @@ const MESSAGES: Record<FatalOrigin, string> = {
   unhandledRejection: 'unhandled rejection: closing gracefully',
   isFatal: 'fatal request error: closing gracefully',
   shutdown: 'shutdown with an error: closing gracefully'
+}
+
+/**
+ * Marks the guard's own listeners, so that they do not count as someone
+ * else's when the guard asks whether anyone else handles an error (a guard
+ * of another version of the package would carry it too).
+ */
+const kGuardListener = Symbol.for('fastify-hangup.guard-listener')
+
+/** True when a listener for `event` other than a guard's is installed: that one handles it, as far as Node is concerned. */
+function othersListen (event: 'uncaughtException' | 'unhandledRejection'): boolean {
+  const listeners: ReadonlyArray<(...args: never[]) => unknown> = process.listeners(event as 'uncaughtException')
+  return listeners.some((listener) => !(kGuardListener in listener))
 }
 
 /** A writable with no `flush()`. */
@@ -92,12 +107,28 @@ function closeQuietly (app: GuardedApp, cause: CloseCause, stopAccepting: Promis
  * crash is handled once. Listeners exist while at least one app is
  * registered; installing the `unhandledRejection` one switches off Node's own
  * crash on a rejection, so a rejection is fatal by this guard's hand.
+ *
+ * A rejection whose reason the plugin cancelled a request's work with (a
+ * floating call after the response) is never fatal, `fatal: false`
+ * included: it is logged at `debug` and counted. An app with `fatal: false`
+ * is a *watcher*: the `unhandledRejection` listener exists for it too, and
+ * with no fatal app registered, every other rejection gets Node's own
+ * handling (lib/node-rejections.ts).
  */
 export class ProcessGuard {
   private readonly apps = new Set<GuardedApp>()
+  /** Apps registered with `fatal: false`. */
+  private readonly watchers = new Set<object>()
   /** Signals `onSignal` listens to. */
   private readonly signals = new Set<NodeJS.Signals>()
-  private errorListenersInstalled = false
+  private rejectionListenerInstalled = false
+  private uncaughtListenerInstalled = false
+  /**
+   * A rejection already handled through `uncaughtException` (origin
+   * `unhandledRejection`): under `--unhandled-rejections=strict` Node raises
+   * it there first, then emits it as a rejection, which must not count twice.
+   */
+  private raised: { reason: unknown } | null = null
   private closing: Promise<void> | null = null
   private exitAfterClose = false
   /**
@@ -109,6 +140,13 @@ export class ProcessGuard {
   primaryEscalates = false
   /** When the first stop signal came (performance.now()). */
   private signalledAt = -Infinity
+
+  /** `mode`: Node's `--unhandled-rejections` mode, read from the process by default. */
+  constructor (readonly mode: RejectionsMode = rejectionsMode()) {
+    for (const listener of [this.onUncaughtException, this.onUnhandledRejection]) {
+      Object.defineProperty(listener, kGuardListener, { value: true })
+    }
+  }
 
   add (app: GuardedApp): void {
     this.apps.add(app)
@@ -125,13 +163,56 @@ export class ProcessGuard {
     return this.apps.has(app)
   }
 
+  /** An app with `fatal: false` is ready: its own cancellations must not crash the process either. */
+  watch (watcher: object): void {
+    this.watchers.add(watcher)
+    this.sync()
+  }
+
+  unwatch (watcher: object): void {
+    this.watchers.delete(watcher)
+    if (this.closing === null) this.sync()
+  }
+
   private readonly onUncaughtException = (error: Error, origin: string): void => {
-    // With --unhandled-rejections=strict a rejection arrives here, marked by its origin.
-    this.fatal(error, origin === 'unhandledRejection' ? 'unhandledRejection' : 'uncaughtException', currentRequest(), true)
+    // With --unhandled-rejections=strict a rejection arrives here first, marked by its origin.
+    const rejection = origin === 'unhandledRejection'
+    if (rejection) this.raised = { reason: error }
+    if (rejection && this.cancelled(error)) return
+    if (this.apps.size > 0) {
+      this.fatal(error, rejection ? 'unhandledRejection' : 'uncaughtException', currentRequest(), true)
+      return
+    }
+    // Only watchers: installed for strict mode, where this listener switched
+    // off Node's own end of the process for every uncaught exception.
+    this.raised = null
+    if (!othersListen('uncaughtException')) crashAsNode(error)
   }
 
   private readonly onUnhandledRejection = (reason: unknown): void => {
-    this.fatal(reason, 'unhandledRejection', currentRequest(), true)
+    const raised = this.raised
+    this.raised = null
+    if (raised !== null && raised.reason === reason) return
+    if (this.cancelled(reason)) return
+    if (this.apps.size > 0) {
+      this.fatal(reason, 'unhandledRejection', currentRequest(), true)
+    } else if (!othersListen('unhandledRejection')) {
+      actAsNode(reason, this.mode)
+    }
+  }
+
+  /**
+   * True when the reason (or its cause) is one the plugin cancelled a
+   * request's work with: nobody awaited that work, and nothing is wrong with
+   * the process. Logged at `debug` with the request's id, and counted.
+   */
+  private cancelled (reason: unknown): boolean {
+    const found = findCancellation(reason)
+    if (found === undefined) return false
+    const { reqId, runtime } = found
+    runtime.counters.unhandledCancellations++
+    attempt(() => runtime.log.debug({ reqId, err: reason }, 'cancelled work rejected with nobody handling it'))
+    return true
   }
 
   private readonly onSignal = (signal: NodeJS.Signals): void => {
@@ -209,14 +290,24 @@ export class ProcessGuard {
     this.sync()
   }
 
-  /** Installs or removes the process listeners to match the registered apps. */
+  /**
+   * Installs or removes the process listeners to match the registered apps.
+   * Watchers alone need the `unhandledRejection` listener, and the
+   * `uncaughtException` one only under `--unhandled-rejections=strict`,
+   * where a rejection comes through it first.
+   */
   private sync (): void {
-    const wanted = this.apps.size > 0
-    if (wanted !== this.errorListenersInstalled) {
-      const method = wanted ? 'on' : 'removeListener'
-      process[method]('uncaughtException', this.onUncaughtException)
-      process[method]('unhandledRejection', this.onUnhandledRejection)
-      this.errorListenersInstalled = wanted
+    const fatalApps = this.apps.size > 0
+    const watched = this.watchers.size > 0
+    const rejections = fatalApps || watched
+    if (rejections !== this.rejectionListenerInstalled) {
+      process[rejections ? 'on' : 'removeListener']('unhandledRejection', this.onUnhandledRejection)
+      this.rejectionListenerInstalled = rejections
+    }
+    const uncaught = fatalApps || (watched && this.mode === 'strict')
+    if (uncaught !== this.uncaughtListenerInstalled) {
+      process[uncaught ? 'on' : 'removeListener']('uncaughtException', this.onUncaughtException)
+      this.uncaughtListenerInstalled = uncaught
     }
     const wantedSignals = new Set<NodeJS.Signals>()
     for (const app of this.apps) for (const signal of app.signals) wantedSignals.add(signal)

@@ -8,6 +8,12 @@ export interface HangupStats {
   disconnects: Record<DisconnectPhase, number>
   /** Fatal errors handled while this app was registered (uncaught, unhandled rejections, `isFatal`). */
   fatal: number
+  /**
+   * Rejections nobody handled whose reason is one this plugin cancelled this
+   * app's work with (a floating call after the response, a hang-up, an
+   * error): logged at `debug`, never fatal.
+   */
+  unhandledCancellations: number
   /** Upstream calls bound by the interceptor (`autoBind`, `interceptor()`), and those its requests cancelled, by reason. */
   upstream: {
     bound: number
@@ -41,6 +47,7 @@ export class Counters {
   handler = 0
   response = 0
   fatal = 0
+  unhandledCancellations = 0
   bound = 0
   readonly cancelledBy: Record<CancelReason, number> = { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 0 }
 
@@ -57,6 +64,7 @@ export class Counters {
       inflight: this.inflight,
       disconnects: { upload: this.upload, handler: this.handler, response: this.response },
       fatal: this.fatal,
+      unhandledCancellations: this.unhandledCancellations,
       upstream: { bound: this.bound, cancelled: { ...this.cancelledBy } }
     }
   }

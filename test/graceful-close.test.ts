@@ -104,13 +104,20 @@ test('process listeners: one set for the whole process however many apps, remove
   }, before)
 })
 
-test('fatal: false installs no process listener', async (t: TestContext) => {
+test('fatal: false installs no uncaughtException or signal listener; the unhandledRejection one (own cancellations) only while ready', async (t: TestContext) => {
   const before = process.listenerCount('uncaughtException') + process.listenerCount('SIGTERM')
+  const rejections = process.listenerCount('unhandledRejection')
+  const guardListening = (): boolean => process.listeners('unhandledRejection').some((listener) => Symbol.for('fastify-hangup.guard-listener') in listener)
   const app = Fastify()
   t.after(() => app.close())
   await app.register(hangup, { fatal: false })
+  t.assert.strictEqual(guardListening(), false)
   await app.ready()
   t.assert.strictEqual(process.listenerCount('uncaughtException') + process.listenerCount('SIGTERM'), before)
+  t.assert.strictEqual(guardListening(), true)
+  await app.close()
+  t.assert.strictEqual(process.listenerCount('unhandledRejection'), rejections)
+  t.assert.strictEqual(guardListening(), false)
 })
 
 /** A reply whose Fastify path, raw path or socket fails on demand. */

@@ -10,8 +10,10 @@ import { buildApp, listen, until } from './helpers/app.js'
 import { captureLogs } from './helpers/logs.js'
 import { closed, connectRaw, hangUp, received, requestText, sendRaw } from './helpers/raw-client.js'
 
+const log = { info () {}, debug () {}, trace () {} } as never
+
 function fakeRuntime (): Runtime {
-  return { counters: new Counters(), abortOnResponse: true, logLevel: 'silent', close: null }
+  return { counters: new Counters(), abortOnResponse: true, logLevel: 'silent', log, close: null }
 }
 
 function fakeReq (fields: Partial<RawRequest> = {}): RawRequest {
@@ -21,8 +23,6 @@ function fakeReq (fields: Partial<RawRequest> = {}): RawRequest {
 function fakeRes (fields: Partial<RawResponse> = {}): RawResponse {
   return Object.assign(new EventEmitter(), { writableEnded: false, headersSent: false }, fields) as unknown as RawResponse
 }
-
-const log = { info () {}, debug () {}, trace () {} } as never
 
 /** A lifecycle over fake raw objects, through the reply shape it reads. */
 function lifecycleOf (req: RawRequest, res: RawResponse, runtime: Runtime): RequestLifecycle {
