@@ -25,12 +25,6 @@ export type CloseCause = 'fatal' | 'signal' | 'shutdown'
  */
 export const IDLE_WINDOW_MS = 250
 
-/**
- * The longest a closing `startCluster()` worker keeps accepting while it
- * waits for another worker to listen: about ten worker starts.
- */
-export const LISTENER_HOLD_MAX_MS = 5000
-
 /** The parts of Node's HTTP/HTTP2 servers a close uses. */
 interface ClosableServer {
   readonly listening: boolean
@@ -85,6 +79,10 @@ export class GracefulClose {
   private appCloseStarted = false
   private appClosed = false
   private sweepScheduled = false
+  /** A `startCluster()` worker's listener is held until the primary's word (`stopAcceptingWhen`). */
+  private holding = false
+  /** What the deadline left to do once the listener is released. */
+  private afterRelease: (() => void) | null = null
   private deadline: NodeJS.Timeout | undefined
   private readonly pending = new Set<Promise<void>>()
   /** Open HTTP/2 sessions: an HTTP/2 server's close() leaves them open before Node 24. */
@@ -163,18 +161,23 @@ export class GracefulClose {
     return this.done
   }
 
-  /** The primary's word, or half the grace period at most: a replacement that never listens must not keep this one accepting. */
-  private stopAcceptingWhen (signal: Promise<void>): void {
-    let timer: NodeJS.Timeout | undefined
-    const cap = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.min(LISTENER_HOLD_MAX_MS, this.gracePeriod / 2))
-      timer.unref()
-    })
-    Promise.race([signal, cap]).then(() => {
-      clearTimeout(timer)
+  /**
+   * Keeps accepting until the primary's word, past the grace period if it
+   * must: until then this worker may be the last one listening, and the
+   * port would go unanswered without it (lib/cluster-protocol.ts). The
+   * primary bounds the wait (it releases the worker in time for its
+   * killTimeout), and the word also comes if the channel closes. A time cap
+   * here failed under CPU load: replacements took 1.7 to 3.4 s to listen,
+   * past half a 3 s grace period, and the port was refused until they did.
+   */
+  private stopAcceptingWhen (released: Promise<void>): void {
+    this.holding = true
+    released.then(() => {
+      this.holding = false
       this.stopAccepting()
       this.checkDrained()
-    })
+      this.afterRelease?.()
+    }, noop)
   }
 
   private stopAccepting (): void {
@@ -281,10 +284,22 @@ export class GracefulClose {
     setTimeout(() => this.answerStragglers(), STRAGGLER_SETTLE_MS).unref()
   }
 
+  /**
+   * Past the deadline, a worker still holding its listener keeps serving
+   * (each connection closed after its response) until the primary releases
+   * it: `fastify.close()` would close the listener, and the exit with it.
+   */
   private answerStragglers (): void {
     for (const lifecycle of this.requests.all()) answerGenerically(lifecycle.reply, 503)
-    this.closeApp()
-    setTimeout(() => this.finish(), FINAL_FLUSH_MS).unref()
+    const end = (): void => {
+      this.closeApp()
+      setTimeout(() => this.finish(), FINAL_FLUSH_MS).unref()
+    }
+    if (this.holding) {
+      this.afterRelease = end
+    } else {
+      end()
+    }
   }
 
   private finish (): void {

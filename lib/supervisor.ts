@@ -52,6 +52,8 @@ interface Tracked {
   killed: boolean
   /** It is closing and still accepting, until `releaseListeners()` tells it to stop. */
   holdsListener: boolean
+  /** Releases its listener in time for it to exit before killTimeout, if no other worker listens by then. */
+  holdTimer: NodeJS.Timeout | null
   killTimer: NodeJS.Timeout | null
 }
 
@@ -136,6 +138,7 @@ export class Supervisor implements ClusterSupervisor {
       crashedByRequest: false,
       killed: false,
       holdsListener: false,
+      holdTimer: null,
       killTimer: null
     })
     this.log.info({ worker: worker.id, workerPid: worker.process.pid, replaces: replaces?.worker.id }, 'worker forked')
@@ -190,6 +193,30 @@ export class Supervisor implements ClusterSupervisor {
     this.checkKillTimeout(message.gracePeriod)
     this.retire(t)
     this.releaseListeners()
+    if (t.holdsListener) this.armHoldTimer(t)
+  }
+
+  /**
+   * A worker holds its listener, past its grace period if need be, until
+   * another listens: no time cap of its own would fit every machine (under
+   * CPU load replacements took 3.4 s to listen). The bound is killTimeout:
+   * released CLOSE_OVERHEAD_MS before it, the worker still ends its close
+   * and exits on its own rather than by SIGKILL.
+   */
+  private armHoldTimer (t: Tracked): void {
+    t.holdTimer = setTimeout(() => {
+      t.holdTimer = null
+      if (!t.holdsListener) return
+      this.log.warn({ worker: t.worker.id, workerPid: t.worker.process.pid, killTimeout: this.options.killTimeout }, 'no other worker listens before killTimeout: the closing worker stops listening')
+      this.release(t)
+    }, Math.max(0, this.options.killTimeout - CLOSE_OVERHEAD_MS))
+  }
+
+  private release (t: Tracked): void {
+    t.holdsListener = false
+    if (t.holdTimer !== null) clearTimeout(t.holdTimer)
+    t.holdTimer = null
+    if (t.worker.isConnected()) t.worker.send({ cmd: STOP_ACCEPTING_CMD }, () => {})
   }
 
   /** Once: a killTimeout shorter than a worker's drain cuts that drain. */
@@ -225,11 +252,7 @@ export class Supervisor implements ClusterSupervisor {
     let serving = false
     for (const t of this.tracked.values()) if (t.listenedAt !== null && t.retiredAt === null) serving = true
     if (!serving && this.stopSignal === null) return
-    for (const t of this.tracked.values()) {
-      if (!t.holdsListener) continue
-      t.holdsListener = false
-      if (t.worker.isConnected()) t.worker.send({ cmd: STOP_ACCEPTING_CMD }, () => {})
-    }
+    for (const t of this.tracked.values()) if (t.holdsListener) this.release(t)
   }
 
   private readonly onDisconnect = (worker: Worker): void => {
@@ -242,6 +265,7 @@ export class Supervisor implements ClusterSupervisor {
     if (t === undefined) return
     this.tracked.delete(worker.id)
     if (t.killTimer !== null) clearTimeout(t.killTimer)
+    if (t.holdTimer !== null) clearTimeout(t.holdTimer)
     const cause = this.exitCause(t, code)
     this.exits[cause] = (this.exits[cause] ?? 0) + 1
     const fields = { worker: worker.id, workerPid: worker.process.pid, cause, code, signal, uptimeMs: Math.round(performance.now() - t.forkedAt) }
