@@ -2,7 +2,7 @@ import type { Http2Session } from 'node:http2'
 import { Server as NetServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { attempt } from './attempt.js'
-import { FINAL_FLUSH_MS, STRAGGLER_SETTLE_MS } from './close-timing.js'
+import { FINAL_FLUSH_MS, LATE_DRAIN_MS, STRAGGLER_SETTLE_MS } from './close-timing.js'
 import { ServerClosingError } from './errors.js'
 import type { RequestLifecycle } from './lifecycle.js'
 import { findInherited } from './fastify-internals.js'
@@ -81,8 +81,8 @@ export class GracefulClose {
   private sweepScheduled = false
   /** A `startCluster()` worker's listener is held until the primary's word (`stopAcceptingWhen`). */
   private holding = false
-  /** What the deadline left to do once the listener is released. */
-  private afterRelease: (() => void) | null = null
+  /** When the close started (performance.now()). */
+  private startedAt = 0
   private deadline: NodeJS.Timeout | undefined
   private readonly pending = new Set<Promise<void>>()
   /** Open HTTP/2 sessions: an HTTP/2 server's close() leaves them open before Node 24. */
@@ -147,9 +147,8 @@ export class GracefulClose {
     if (this.done !== null) return this.done
     this.done = new Promise((resolve) => { this.resolveDone = resolve })
     for (const lifecycle of this.requests.all()) endConnectionAfter(lifecycle)
-    this.deadline = setTimeout(() => this.onDeadline(), this.gracePeriod)
-    // Never the reason a finished process stays alive (issue 3).
-    this.deadline.unref()
+    this.startedAt = performance.now()
+    this.armDeadline(this.gracePeriod)
     this.fastify.log.info({ cause, gracePeriod: this.gracePeriod, inflight: this.requests.size, holdListener: stopAccepting !== null }, 'graceful close started')
     if (stopAccepting === null) {
       this.stopAccepting()
@@ -175,9 +174,20 @@ export class GracefulClose {
     released.then(() => {
       this.holding = false
       this.stopAccepting()
+      // What the worker accepted while it held gets at least LATE_DRAIN_MS
+      // (or the grace period, if shorter) from now: the grace period ran
+      // from the close's start, and a hold can outlast it.
+      const left = this.startedAt + this.gracePeriod - performance.now()
+      this.armDeadline(Math.max(left, Math.min(LATE_DRAIN_MS, this.gracePeriod)))
       this.checkDrained()
-      this.afterRelease?.()
     }, noop)
+  }
+
+  private armDeadline (ms: number): void {
+    clearTimeout(this.deadline)
+    this.deadline = setTimeout(() => this.onDeadline(), ms)
+    // Never the reason a finished process stays alive (issue 3).
+    this.deadline.unref()
   }
 
   private stopAccepting (): void {
@@ -277,6 +287,9 @@ export class GracefulClose {
    * later.
    */
   private onDeadline (): void {
+    // Still holding the listener: the requests it takes are served, and the
+    // deadline is armed again at the release.
+    if (this.holding) return
     if (this.requests.size > 0) {
       this.fastify.log.warn({ inflight: this.requests.size, gracePeriod: this.gracePeriod }, 'grace period over: aborting the requests still in flight')
     }
@@ -284,22 +297,10 @@ export class GracefulClose {
     setTimeout(() => this.answerStragglers(), STRAGGLER_SETTLE_MS).unref()
   }
 
-  /**
-   * Past the deadline, a worker still holding its listener keeps serving
-   * (each connection closed after its response) until the primary releases
-   * it: `fastify.close()` would close the listener, and the exit with it.
-   */
   private answerStragglers (): void {
     for (const lifecycle of this.requests.all()) answerGenerically(lifecycle.reply, 503)
-    const end = (): void => {
-      this.closeApp()
-      setTimeout(() => this.finish(), FINAL_FLUSH_MS).unref()
-    }
-    if (this.holding) {
-      this.afterRelease = end
-    } else {
-      end()
-    }
+    this.closeApp()
+    setTimeout(() => this.finish(), FINAL_FLUSH_MS).unref()
   }
 
   private finish (): void {
