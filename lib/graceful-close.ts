@@ -155,7 +155,6 @@ export class GracefulClose {
     } else {
       this.stopAcceptingWhen(stopAccepting)
     }
-    setTimeout(() => this.endIdleWindow(), Math.min(IDLE_WINDOW_MS, this.gracePeriod)).unref()
     this.checkDrained()
     return this.done
   }
@@ -191,6 +190,11 @@ export class GracefulClose {
   }
 
   private stopAccepting (): void {
+    // The idle window starts here, not at the close's start: while a worker
+    // holds its listener, a connection it has just accepted is "idle" to
+    // Node (no request parsed yet) and closing idle connections would reset
+    // it before its first request arrives.
+    setTimeout(() => this.endIdleWindow(), Math.min(IDLE_WINDOW_MS, this.gracePeriod)).unref()
     const server = this.fastify.server as unknown as ClosableServer
     if (!server.listening) {
       this.serverClosed = true
