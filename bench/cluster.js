@@ -69,6 +69,7 @@ const HELP = `usage: node bench/cluster.js [options]
   --client-runs <n>      runs of the clients phase                    (default 3)
   --crash-seconds <s>    seconds of crashes per clients run           (default 10)
   --hogs <n>             busy-loop processes beside the cluster       (default 0)
+  --grace <ms>           the workers' fatal.gracePeriod     (default: the plugin's, 10 s)
   --max-seconds <s>      stop taking rounds after this long; rounds
                          that would not fit drop the longest interval
                          first                                        (default 170)
@@ -117,6 +118,7 @@ function readOptions () {
     'client-runs': { type: 'string' },
     'crash-seconds': { type: 'string' },
     hogs: { type: 'string' },
+    grace: { type: 'string' },
     'max-seconds': { type: 'string' },
     'no-wait': { type: 'boolean' },
     'no-snapshot': { type: 'boolean' },
@@ -144,6 +146,7 @@ function readOptions () {
     clientRuns: int('--client-runs', values['client-runs'], 3, 1),
     crashSeconds: int('--crash-seconds', values['crash-seconds'], 10, 1),
     hogs: int('--hogs', values.hogs, 0, 0),
+    grace: values.grace === undefined ? null : int('--grace', values.grace, 0, 1),
     maxSeconds: int('--max-seconds', values['max-seconds'], 170, 10),
     dist: values.dist === undefined ? null : path.resolve(values.dist),
     waitQuiet: !values['no-wait'],
@@ -160,9 +163,10 @@ const clusters = new Set()
 
 class ClusterProcess {
   /** `dist`: the plugin's compiled directory the workers load (a snapshot, or dist/cjs itself). */
-  constructor (workers, dist) {
+  constructor (workers, dist, gracePeriod = null) {
     this.workers = workers
     this.dist = dist
+    this.gracePeriod = gracePeriod
     this.logs = []
     this.others = [] // non-JSON lines of the primary's stdout
     this.byId = new Map() // worker id -> { id, pid, replaces, listening, closing, exited, ... }
@@ -177,7 +181,7 @@ class ClusterProcess {
     const env = {
       ...process.env,
       NODE_PATH: nodePath,
-      BENCH_CLUSTER: JSON.stringify({ workers: this.workers, port: 0, host: HOST, exitWithParent: true, dist: this.dist })
+      BENCH_CLUSTER: JSON.stringify({ workers: this.workers, port: 0, host: HOST, exitWithParent: true, dist: this.dist, gracePeriod: this.gracePeriod ?? undefined })
     }
     // Its own process group (detached): the primary and every worker it forks
     // can be killed at once with process.kill(-pgid). Its stdin is a pipe
@@ -1157,7 +1161,7 @@ async function main () {
     build = snap.build
   }
   build = { dir: DIST, ...build }
-  const cluster = new ClusterProcess(opts.workers, dist)
+  const cluster = new ClusterProcess(opts.workers, dist, opts.grace)
   const report = {
     benchmark: 'cluster',
     date: new Date().toISOString(),
