@@ -101,6 +101,13 @@ const SOURCES = {
     { node: 'v22.23.3', file: 'cluster-v22.23.3.json' },
     { node: 'v24.21.0', file: 'cluster-v24.21.0.json' }
   ],
+  // cluster.js --phases clients --hogs N: one row per file (Node, busy loops).
+  clusterClients: [
+    { node: 'v20.20.2', file: 'cluster-clients-v20.20.2-hogs0.json' },
+    { node: 'v20.20.2', file: 'cluster-clients-v20.20.2-hogs4.json' },
+    { node: 'v26.12.1', file: 'cluster-clients-v26.12.1-hogs0.json' },
+    { node: 'v26.12.1', file: 'cluster-clients-v26.12.1-hogs4.json' }
+  ],
   // soak.js (1,000,000 requests): one column per Node.
   soak: [
     { node: 'v20.20.2', file: 'soak-v20.20.2.json' },
@@ -968,7 +975,37 @@ function renderCluster (ctx) {
   connections, not requests: the crashed worker's clients reconnect while only the other worker
   listens and stay there, so a few long-lived clients (a load balancer's pool) leave the
   replacement idle until connections churn.`
-    )
+    ),
+    clusterClientsTable(ctx)
+  )
+}
+
+/** **Refused and lost under crashes** (cluster.js --phases clients --hogs N): one row per file. */
+function clusterClientsTable (ctx) {
+  const rows = loadRows(ctx, SOURCES.clusterClients, { benchmark: 'cluster' }).filter((r) => r.json.clients)
+  if (rows.length === 0) return null
+  const c0 = rows[0].json.clients
+  const d = (x) => (x === null || x === undefined ? '—' : num(x))
+  const lines = rows.map((r) => {
+    const c = r.json.clients
+    return [
+      `Node ${bareVersion(r.node)}`,
+      num(r.json.hogs ?? 0),
+      r.json.machine?.loadAverage ? num(r.json.machine.loadAverage[0], 1) : '—',
+      `${num(c.crashesSent)} / ${num(c.restartsStarted)}`,
+      `${d(c.restartMs?.median)} / ${d(c.restartMs?.max)} ms`,
+      num(c.sent),
+      `**${num(c.refused)}**`,
+      c.lost === 0 ? '0' : `${num(c.lost)} (${pct(c.lost / c.sent, 2)})`
+    ]
+  })
+  return paragraphs(
+    `**Refused and lost under crashes** (\`node bench/cluster.js --phases clients --hogs N\`: ${num(c0.clients)} keep-alive
+clients, each Node's \`http.Agent\` with one request at a time and no retry, on \`GET /\` while a
+request crashes a worker every ${num(c0.crashEveryMs)} ms for ${num(c0.crashSeconds)} s; ${num(c0.runs)} runs per row; *busy loops*: \`node -e 'for(;;){}'\`
+processes beside the cluster; *load*: the machine's 1-minute load average at the start, other
+programs included; a crash that reaches a worker already closing starts no restart):`,
+    table(['', 'busy loops', 'load', 'crashes / restarts', 'restart median / max', 'requests', 'refused', 'lost'], lines, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'])
   )
 }
 
