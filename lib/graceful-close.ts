@@ -165,8 +165,9 @@ export class GracefulClose {
    * port would go unanswered without it (lib/cluster-protocol.ts). The
    * primary bounds the wait (it releases the worker in time for its
    * killTimeout), and the word also comes if the channel closes. A time cap
-   * here failed under CPU load: replacements took 1.7 to 3.4 s to listen,
-   * past half a 3 s grace period, and the port was refused until they did.
+   * here (5 s, or half the grace period) failed under CPU load: with busy
+   * loops beside the cluster, replacements took 1.7 to 11 s to listen, and
+   * the port was refused until they did.
    */
   private stopAcceptingWhen (released: Promise<void>): void {
     this.holding = true

@@ -28,8 +28,8 @@ const FIXTURE = join(__dirname, 'fixtures', 'cluster-app.js')
 const DURATION_MS = Number(process.env.HANGUP_RELIABILITY_MS ?? 10_000)
 const CRASH_EVERY_MS = 500
 const CRASHES = Math.floor(DURATION_MS / CRASH_EVERY_MS) - 1
-/** Each request's own bound (undici's headers and body timeouts). */
-const REQUEST_TIMEOUT_MS = 5000
+/** Each request's own bound (undici's headers and body timeouts): generous, a starved machine answers late, which is not a loss. */
+const REQUEST_TIMEOUT_MS = 30_000
 /** Concurrent requests per load client. */
 const CONCURRENCY = 6
 
@@ -92,7 +92,7 @@ async function crasher (url: string): Promise<Array<number | string>> {
 }
 
 /** The longest the crashes can take: each waits CRASH_EVERY_MS, then for its answer (bounded by REQUEST_TIMEOUT_MS). */
-const CRASHER_MAX_MS = CRASHES * (CRASH_EVERY_MS + REQUEST_TIMEOUT_MS + 1000)
+const CRASHER_MAX_MS = CRASHES * (CRASH_EVERY_MS + REQUEST_TIMEOUT_MS)
 
 test(`2 workers under load, ${CRASHES} crashes ${CRASH_EVERY_MS} ms apart: no connection refused, and no request is lost with an idempotent retry`, { timeout: CRASHER_MAX_MS + 120_000 }, async (t: TestContext) => {
   const config: ClusterFixtureConfig = { workers: 2, logLevel: 'warn', gracePeriod: 3000 }
