@@ -314,7 +314,8 @@ test('a crash loop: re-forks wait 0, initial, 2 × initial …; a worker that st
     backoff: { minUptime: 300, initial: 100, max: 150 }
   }, { listening: 0 })
 
-  const first = await c.waitForLog((line) => line.msg === 'worker listening')
+  // Four starts, each seconds long on a loaded machine.
+  const first = await c.waitForLog((line) => line.msg === 'worker listening', 4 * WAIT_MS)
   t.assert.strictEqual(first.worker, 4)
   t.assert.deepStrictEqual(c.lines('worker exited').map((line) => line.cause), ['start-failed', 'start-failed', 'start-failed'])
   // Start 1's death is the first young one: at once (no delay line). Then 100, then 150 (200 capped at max).
@@ -327,7 +328,7 @@ test('a crash loop: re-forks wait 0, initial, 2 × initial …; a worker that st
   // Worker 4 stays up for minUptime: the streak ends.
   await c.waitForLog((line) => line.msg === 'crash loop over: a worker stayed up' && line.worker === 4)
   await get(connectTo(t, first.port as number), '/exit?code=1')
-  await c.waitForLog((line) => line.msg === 'worker listening' && line.worker === 7)
+  await c.waitForLog((line) => line.msg === 'worker listening' && line.worker === 7, 4 * WAIT_MS)
   // Worker 4 died old (no delay), 5 young (first: none), 6 young (second: initial again, not max).
   t.assert.deepStrictEqual(c.lines('crash loop: replacement delayed').map((line) => [line.worker, line.delay]), [[2, 100], [3, 150], [6, 100]])
   // The stderr of a worker whose start failed says why.
