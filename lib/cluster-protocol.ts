@@ -16,7 +16,7 @@ import type { CloseCause } from './graceful-close.js'
  * In Node's round-robin cluster the primary closes the shared listening
  * socket when its last worker stops listening (RoundRobinHandle.remove in
  * Node's lib/internal/cluster/round_robin_handle.js), and new connections are
- * then refused until a replacement listens (0.3 s on a quiet machine, 21 s
+ * then refused until a replacement listens (0.3 s on a quiet machine, 25 s
  * seen on a busy one), on another port if it listens on port 0. A worker of
  * `startCluster()` therefore keeps accepting (each new connection served with
  * `Connection: close`) until the primary says another worker is there, or

@@ -166,7 +166,7 @@ export class GracefulClose {
    * primary bounds the wait (it releases the worker in time for its
    * killTimeout), and the word also comes if the channel closes. A time cap
    * here (5 s, or half the grace period) failed under CPU load: with busy
-   * loops beside the cluster, replacements took 1.7 to 21 s to listen, and
+   * loops beside the cluster, replacements took 1.7 to 25 s to listen, and
    * the port was refused until they did.
    */
   private stopAcceptingWhen (released: Promise<void>): void {

@@ -202,7 +202,7 @@ export class Supervisor implements ClusterSupervisor {
   /**
    * A worker holds its listener, past its grace period if need be, until
    * another listens: no time cap of its own would fit every machine (under
-   * CPU load replacements took up to 21 s to listen). The bound is killTimeout:
+   * CPU load replacements took up to 25 s to listen). The bound is killTimeout:
    * released LATE_DRAIN_MS + CLOSE_OVERHEAD_MS before it, the worker still
    * drains what it accepted meanwhile and exits on its own, not by SIGKILL.
    */

@@ -96,7 +96,7 @@ const CRASHER_MAX_MS = CRASHES * (CRASH_EVERY_MS + REQUEST_TIMEOUT_MS)
 
 test(`2 workers under load, ${CRASHES} crashes ${CRASH_EVERY_MS} ms apart: no connection refused, and no request is lost with an idempotent retry`, { timeout: CRASHER_MAX_MS + 120_000 }, async (t: TestContext) => {
   // killTimeout: a closing worker holds the port until 2.5 s before it, and
-  // a loaded 2-core machine took up to 21 s to start a replacement.
+  // a loaded 2-core machine took up to 25 s to start a replacement.
   const config: ClusterFixtureConfig = { workers: 2, logLevel: 'warn', gracePeriod: 3000, killTimeout: 60_000 }
   const cluster = spawnLogged(t, FIXTURE, { HANGUP_CLUSTER: JSON.stringify(config) })
   await cluster.waitForLog(() => cluster.logs.filter((line) => line.msg === 'worker listening').length >= 2, 60_000)

@@ -23,7 +23,7 @@ const WAIT_MS = 30_000
 /**
  * The killTimeout of the tests that crash workers under load: a closing
  * worker holds the port until 2.5 s before it, and a loaded 2-core machine
- * took up to 21 s to start a replacement; the default (15 s) is too close.
+ * took up to 25 s to start a replacement; the default (15 s) is too close.
  */
 const SLOW_MACHINE_KILL_TIMEOUT = 60_000
 
