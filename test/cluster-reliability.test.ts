@@ -147,11 +147,16 @@ test(`2 workers under load, ${CRASHES} crashes ${CRASH_EVERY_MS} ms apart: no co
   t.assert.strictEqual(plainTally.status5xx, 0, 'no request but the crashing ones is answered 5xx')
   t.assert.strictEqual(plainTally.errors.ECONNREFUSED, undefined, 'no connection is refused: a closing worker holds the port until another listens')
   t.assert.strictEqual(lost(retryTally), 0, 'with an idempotent retry, nothing is lost')
-  // Without retry it is 0 too on this machine (idle connections get a window,
-  // lib/graceful-close.ts IDLE_WINDOW_MS); before that window 33 to 44 of
-  // ~12,000 were reset. A loss is a client racing a close, so bound it
-  // rather than demand 0 of every machine.
-  t.assert.ok(lost(plainTally) <= plainTally.ok / 1000, `without retry, at most 0.1% lost (${lost(plainTally)} of ${plainTally.ok})`)
+  // Without retry it is 0 too on a quiet machine (idle connections get a
+  // window, lib/graceful-close.ts IDLE_WINDOW_MS); before that window 33 to
+  // 44 of ~12,000 were reset. What is left is a client racing a close on a
+  // keep-alive connection (HTTP/1.1 has no way to say "stop using it"): a
+  // reset, never a refusal or a timeout. A starved machine (load average
+  // 16) reset 1 request of 218 to 365 in a few runs, so the bound is 0.1%,
+  // or one per worker that closed, whichever is larger.
+  const resets = (plainTally.errors.ECONNRESET ?? 0) + (plainTally.errors.UND_ERR_SOCKET ?? 0)
+  t.assert.strictEqual(lost(plainTally), resets, 'without retry, a request is lost only to a reset')
+  t.assert.ok(resets <= Math.max(plainTally.ok / 1000, closed.size), `without retry, at most 0.1% or one per closed worker lost (${resets} of ${plainTally.ok}, ${closed.size} closed)`)
 
   cluster.kill('SIGTERM')
   t.assert.strictEqual((await within(cluster.exited, 60_000, 'the cluster to stop')).code, 0)

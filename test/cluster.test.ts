@@ -428,7 +428,8 @@ test('a stop during a crash-loop delay forks nothing more and exits at once', as
     failStarts: Array.from({ length: 10 }, (_, i) => i + 1),
     backoff: { initial: 60_000, max: 60_000 }
   }, { listening: 0 })
-  await c.waitForLog((line) => line.msg === 'crash loop: replacement delayed')
+  // Two starts, each seconds long on a loaded machine.
+  await c.waitForLog((line) => line.msg === 'crash loop: replacement delayed', 4 * WAIT_MS)
   const forks = c.lines('worker forked').length
   const signalled = performance.now()
   c.kill('SIGTERM')
