@@ -213,7 +213,6 @@ export class GracefulClose {
     // new connections. They are Fastify's to close, so no callback here.
     this.secondaries = secondaryServers(this.fastify)
     for (const secondary of this.secondaries) this.closeListener(secondary, noop)
-    if (this.idleWindowOver) this.closeIdleConnections()
     // HTTP/2: GOAWAY; open streams finish, no new ones start. Fastify does
     // this only with `forceCloseConnections: true`, and Node's close() only
     // from Node 24 on.
