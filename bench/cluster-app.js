@@ -41,7 +41,8 @@ const { startCluster } = require(path.join(config.dist ?? path.join(__dirname, '
 
 async function start () {
   const app = Fastify({ logger: false })
-  await app.register(hangup)
+  // gracePeriod: bench/cluster.js --grace (the plugin's default otherwise).
+  await app.register(hangup, config.gracePeriod === undefined ? {} : { fatal: { gracePeriod: config.gracePeriod } })
   app.get('/', async () => ({ hello: 'world' }))
   app.get('/pid', async () => ({ pid: process.pid }))
   app.get('/crash', async () => {

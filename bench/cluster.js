@@ -24,6 +24,15 @@ const { cli, list } = require('./cli.js')
 //      low-rate keep-alive client that honours `Connection: close` (Node's
 //      http.Agent) runs alongside as a probe of what a well-behaved client
 //      loses.
+//   3. refused and lost under crashes (--phases clients): `--clients`
+//      keep-alive clients (each its own http.Agent, one request at a time,
+//      no retry) on GET / while a GET /crash comes every 500 ms for 10 s;
+//      every failure by code (ECONNREFUSED: the port went unanswered), in
+//      `--client-runs` runs.
+//
+// --hogs N starts N busy loops (node -e 'for(;;){}') beside the cluster for
+// the whole run, and kills them after: the figures under CPU pressure. They
+// are left out of the "other programs on the CPU" figures.
 //
 // The cluster runs a copy of dist/cjs taken at the start (--no-snapshot: in
 // place), so that a rebuild during the run does not break the workers it
@@ -55,7 +64,12 @@ const HELP = `usage: node bench/cluster.js [options]
   --intervals <list>     crash intervals in ms for the crashing runs  (default 500,1000)
   --connections <n>      autocannon connections                       (default 50)
   --probe <ms>           the keep-alive probe's interval, 0: none     (default 10)
-  --phases <list>        restart,throughput                           (default both)
+  --phases <list>        restart,throughput,clients          (default restart,throughput)
+  --clients <n>          keep-alive clients of the clients phase      (default 8)
+  --client-runs <n>      runs of the clients phase                    (default 3)
+  --crash-seconds <s>    seconds of crashes per clients run           (default 10)
+  --hogs <n>             busy-loop processes beside the cluster       (default 0)
+  --grace <ms>           the workers' fatal.gracePeriod     (default: the plugin's, 10 s)
   --max-seconds <s>      stop taking rounds after this long; rounds
                          that would not fit drop the longest interval
                          first                                        (default 170)
@@ -100,6 +114,11 @@ function readOptions () {
     connections: { type: 'string' },
     probe: { type: 'string' },
     phases: { type: 'string' },
+    clients: { type: 'string' },
+    'client-runs': { type: 'string' },
+    'crash-seconds': { type: 'string' },
+    hogs: { type: 'string' },
+    grace: { type: 'string' },
     'max-seconds': { type: 'string' },
     'no-wait': { type: 'boolean' },
     'no-snapshot': { type: 'boolean' },
@@ -108,7 +127,7 @@ function readOptions () {
   })
   const intervals = list(values.intervals ?? '500,1000').map((s) => int('--intervals', s, 0, 50))
   const phases = list(values.phases ?? 'restart,throughput')
-  for (const p of phases) if (p !== 'restart' && p !== 'throughput') fail(`unknown phase ${p} (restart, throughput)`)
+  for (const p of phases) if (!['restart', 'throughput', 'clients'].includes(p)) fail(`unknown phase ${p} (restart, throughput, clients)`)
   if (phases.length === 0) fail('--phases: nothing to run')
   return {
     workers: int('--workers', values.workers, 2, 2),
@@ -123,6 +142,11 @@ function readOptions () {
     connections: int('--connections', values.connections, 50, 1),
     probe: int('--probe', values.probe, 10, 0),
     phases,
+    clients: int('--clients', values.clients, 8, 1),
+    clientRuns: int('--client-runs', values['client-runs'], 3, 1),
+    crashSeconds: int('--crash-seconds', values['crash-seconds'], 10, 1),
+    hogs: int('--hogs', values.hogs, 0, 0),
+    grace: values.grace === undefined ? null : int('--grace', values.grace, 0, 1),
     maxSeconds: int('--max-seconds', values['max-seconds'], 170, 10),
     dist: values.dist === undefined ? null : path.resolve(values.dist),
     waitQuiet: !values['no-wait'],
@@ -139,9 +163,10 @@ const clusters = new Set()
 
 class ClusterProcess {
   /** `dist`: the plugin's compiled directory the workers load (a snapshot, or dist/cjs itself). */
-  constructor (workers, dist) {
+  constructor (workers, dist, gracePeriod = null) {
     this.workers = workers
     this.dist = dist
+    this.gracePeriod = gracePeriod
     this.logs = []
     this.others = [] // non-JSON lines of the primary's stdout
     this.byId = new Map() // worker id -> { id, pid, replaces, listening, closing, exited, ... }
@@ -156,7 +181,7 @@ class ClusterProcess {
     const env = {
       ...process.env,
       NODE_PATH: nodePath,
-      BENCH_CLUSTER: JSON.stringify({ workers: this.workers, port: 0, host: HOST, exitWithParent: true, dist: this.dist })
+      BENCH_CLUSTER: JSON.stringify({ workers: this.workers, port: 0, host: HOST, exitWithParent: true, dist: this.dist, gracePeriod: this.gracePeriod ?? undefined })
     }
     // Its own process group (detached): the primary and every worker it forks
     // can be killed at once with process.kill(-pgid). Its stdin is a pipe
@@ -389,6 +414,25 @@ function isAlive (pid) {
 function killAll () {
   for (const c of clusters) c.killGroup()
   clusters.clear()
+  stopHogs()
+}
+
+/** The busy loops of --hogs. */
+const hogs = []
+
+function startHogs (n) {
+  for (let i = 0; i < n; i++) hogs.push(spawn(process.execPath, ['-e', 'for(;;){}'], { stdio: 'ignore' }))
+}
+
+function stopHogs () {
+  for (const hog of hogs.splice(0)) {
+    try { hog.kill('SIGKILL') } catch {}
+  }
+}
+
+/** This process's pids, the cluster's and the hogs': not "other programs". */
+function ourPids (cluster) {
+  return new Set([process.pid, ...cluster.allPids(), ...hogs.map((h) => h.pid)])
 }
 
 process.on('exit', () => {
@@ -547,7 +591,7 @@ async function restartSample (cluster, opts) {
 
 async function restartPhase (cluster, opts, deadline) {
   const samples = []
-  const ours = () => new Set([process.pid, ...cluster.allPids()])
+  const ours = () => ourPids(cluster)
   for (let i = 0; i < opts.samples && performance.now() < deadline; i++) {
     const settled = await cluster.waitFor(() => cluster.steady(), SETTLE_TIMEOUT_MS)
     if (!settled) {
@@ -662,7 +706,7 @@ function othersCpuStart (cluster) {
 }
 
 function othersCpuSince (start) {
-  const exclude = new Set(start.cluster.allPids().map(String))
+  const exclude = new Set([...ourPids(start.cluster)].map(String))
   const after = othersCpu(new Set([process.pid]))
   let ms = 0
   for (const [pid, t] of after) if (!exclude.has(pid)) ms += t - (start.snapshot.get(pid) ?? 0)
@@ -782,7 +826,7 @@ async function throughputPhase (autocannon, cluster, opts, deadline) {
   }
   const modes = [{ name: 'crash-free', interval: null }, ...intervals.map((ms) => ({ name: `crash/${ms}ms`, interval: ms }))]
   const runs = []
-  const ours = () => new Set([process.pid, ...cluster.allPids()])
+  const ours = () => ourPids(cluster)
   for (let round = 0; round < opts.rounds; round++) {
     if (remainingS() < modes.length * perRunS) {
       console.log(`  time is up after ${round} rounds (--max-seconds)`)
@@ -813,6 +857,107 @@ async function throughputPhase (autocannon, cluster, opts, deadline) {
     }
   }
   return { modes, runs }
+}
+
+// ---------------------------------------------------------------------------
+// 3. Refused and lost under crashes
+
+/** `n` keep-alive clients, each its own agent and one request at a time, GET / until `done()`: what they lose, by code. */
+function startClients (port, n) {
+  const out = { sent: 0, ok: 0, statuses: {}, errors: {} }
+  const state = { stopped: false }
+  const agents = Array.from({ length: n }, () => new http.Agent({ keepAlive: true, maxSockets: 1 }))
+  const loops = agents.map(async (agent) => {
+    while (!state.stopped) {
+      out.sent++
+      try {
+        const a = await get(port, '/', 5000, agent)
+        if (a.status === 200) out.ok++
+        else tally(out.statuses, String(a.status))
+      } catch (err) {
+        tally(out.errors, err.code ?? err.message)
+      }
+    }
+  })
+  return {
+    async done () {
+      state.stopped = true
+      await Promise.all(loops)
+      for (const agent of agents) agent.destroy()
+      return out
+    }
+  }
+}
+
+async function clientsRun (cluster, opts) {
+  const logIndex = cluster.logs.length
+  const cpu = othersCpuStart(cluster)
+  const startedAt = performance.now()
+  const clients = startClients(cluster.port, opts.clients)
+  const crashes = startCrashes(cluster.port, 500, opts.crashSeconds * 1000)
+  await sleep(opts.crashSeconds * 1000)
+  const crash = await crashes.done()
+  const c = await clients.done()
+  const wallMs = performance.now() - startedAt
+  const after = await settle(cluster, logIndex)
+  const lost = c.sent - c.ok
+  return {
+    seconds: round(wallMs / 1000),
+    crash,
+    restartsStarted: cluster.linesSince(logIndex, 'worker closing').filter((l) => l.cause === 'fatal').length,
+    restartMs: after.restartMs,
+    settled: after.settled,
+    sent: c.sent,
+    ok: c.ok,
+    lost,
+    lostShare: c.sent === 0 ? null : lost / c.sent,
+    refused: c.errors.ECONNREFUSED ?? 0,
+    errors: c.errors,
+    statuses: c.statuses,
+    othersCpu: round(othersCpuSince(cpu) / wallMs, 3)
+  }
+}
+
+async function clientsPhase (cluster, opts, deadline) {
+  const runs = []
+  for (let i = 0; i < opts.clientRuns; i++) {
+    if (performance.now() + (opts.crashSeconds + 5) * 1000 > deadline) {
+      console.log(`  time is up after ${i} runs (--max-seconds)`)
+      break
+    }
+    const before = await settle(cluster, cluster.logs.length)
+    if (!before.settled) throw new Error(`the cluster did not settle within ${SETTLE_TIMEOUT_MS} ms before a run`)
+    const run = await clientsRun(cluster, opts)
+    runs.push(run)
+    const restart = distribution(run.restartMs)
+    console.log(`  run ${i + 1}: ${run.crash.sent} crashes (${JSON.stringify(run.crash.statuses)}), ${run.restartsStarted} restarts, restartMs median ${restart?.median ?? '-'} max ${restart?.max ?? '-'}; ${fmt(run.sent)} requests, ${run.lost} lost, ${run.refused} refused${run.lost > 0 ? ` ${JSON.stringify({ ...run.errors, ...run.statuses })}` : ''}`)
+    if (!run.settled) throw new Error(`the cluster did not settle within ${SETTLE_TIMEOUT_MS} ms after a run`)
+  }
+  return runs
+}
+
+function summarizeClients (runs, opts) {
+  const sum = (f) => runs.reduce((a, r) => a + f(r), 0)
+  return {
+    clients: opts.clients,
+    crashEveryMs: 500,
+    crashSeconds: opts.crashSeconds,
+    runs: runs.length,
+    crashesSent: sum((r) => r.crash.sent),
+    crashStatuses: merged(runs.map((r) => r.crash.statuses)),
+    crashErrors: merged(runs.map((r) => r.crash.errors)),
+    restartsStarted: sum((r) => r.restartsStarted),
+    restartMs: distribution(runs.flatMap((r) => r.restartMs)),
+    sent: sum((r) => r.sent),
+    ok: sum((r) => r.ok),
+    lost: sum((r) => r.lost),
+    refused: sum((r) => r.refused),
+    lostPerRun: runs.map((r) => r.lost),
+    refusedPerRun: runs.map((r) => r.refused),
+    errors: merged(runs.map((r) => r.errors)),
+    statuses: merged(runs.map((r) => r.statuses)),
+    othersCpuMax: Math.max(...runs.map((r) => r.othersCpu))
+  }
 }
 
 /**
@@ -975,6 +1120,13 @@ probe (Node's http.Agent, which honours Connection: close) that failed / sent.`)
   }
 }
 
+function printClients (c, hogCount) {
+  const r = c.restartMs
+  console.log(`\nrefused and lost (${c.runs} runs of ${c.crashSeconds} s, ${c.clients} keep-alive clients without retry, ${hogCount} busy loops beside):`)
+  console.log(`  ${c.crashesSent} crashes, ${c.restartsStarted} restarts (restartMs median ${r?.median ?? '-'}, max ${r?.max ?? '-'}); ${fmt(c.sent)} requests, ${c.lost} lost (${c.sent === 0 ? '-' : pct(c.lost / c.sent)}), ${c.refused} refused; per run lost ${c.lostPerRun.join(', ')}`)
+  if (c.lost > 0) console.log(`  failures: ${JSON.stringify({ ...c.errors, ...c.statuses })}`)
+}
+
 // ---------------------------------------------------------------------------
 
 async function main () {
@@ -997,6 +1149,8 @@ async function main () {
   console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; restart: ${opts.samples} samples (at most ${opts.restartSeconds} s); throughput: ${opts.rounds} rounds of ${opts.duration} s runs (+${opts.warmup} s warm-up), crash-free vs a crash every ${opts.intervals.join(', ')} ms, -c ${opts.connections}; at most ${opts.maxSeconds} s`)
   const idleBeforeStart = await warnIfBusy()
   const machine = machineInfo()
+  if (opts.hogs > 0) console.log(`${opts.hogs} busy loops beside the cluster for the whole run`)
+  startHogs(opts.hogs)
   const startedAt = Date.now()
 
   let dist = DIST
@@ -1007,7 +1161,7 @@ async function main () {
     build = snap.build
   }
   build = { dir: DIST, ...build }
-  const cluster = new ClusterProcess(opts.workers, dist)
+  const cluster = new ClusterProcess(opts.workers, dist, opts.grace)
   const report = {
     benchmark: 'cluster',
     date: new Date().toISOString(),
@@ -1021,6 +1175,9 @@ async function main () {
     restartSamples: [],
     throughput: null,
     throughputRuns: [],
+    hogs: opts.hogs,
+    clients: null,
+    clientRuns: [],
     cluster: null
   }
   try {
@@ -1052,7 +1209,15 @@ async function main () {
       report.throughput = summarizeThroughput(modes, runs)
       report.throughputSeconds = Math.round((performance.now() - phaseStart) / 1000)
     }
+    if (opts.phases.includes('clients')) {
+      console.log(`\nrefused and lost: ${opts.clients} keep-alive clients without retry, a crash every 500 ms for ${opts.crashSeconds} s`)
+      const phaseStart = performance.now()
+      report.clientRuns = await clientsPhase(cluster, opts, deadline)
+      report.clients = summarizeClients(report.clientRuns, opts)
+      report.clientsSeconds = Math.round((performance.now() - phaseStart) / 1000)
+    }
   } finally {
+    stopHogs()
     const stop = await cluster.stop()
     const lines = (msg) => cluster.logs.filter((l) => l.msg === msg)
     // From a worker's closing line to its exit line (the primary's Date.now() stamps): its drain.
@@ -1087,6 +1252,7 @@ async function main () {
 
   if (report.restart !== null) printRestart(report.restart)
   if (report.throughput !== null) printThroughput(report.throughput, opts.connections, opts.duration)
+  if (report.clients !== null) printClients(report.clients, opts.hogs)
   report.seconds = Math.round((Date.now() - startedAt) / 1000)
   fs.mkdirSync(path.dirname(opts.out), { recursive: true })
   fs.writeFileSync(opts.out, JSON.stringify(report, null, 2) + '\n')

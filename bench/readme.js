@@ -284,6 +284,25 @@ function renderCluster (cols) {
   ])
 }
 
+/** `cluster.js --phases clients --hogs N`: one row per file (Node, busy loops beside the cluster). */
+function renderClusterClients (files) {
+  const d = (x) => (x === null || x === undefined ? '—' : num(x))
+  const rows = files.filter((f) => f.json.clients).map((f) => {
+    const c = f.json.clients
+    return [
+      `Node ${bare(f.node)}`,
+      num(f.json.hogs ?? 0),
+      f.json.machine?.loadAverage ? num(f.json.machine.loadAverage[0], 1) : '—',
+      `${num(c.crashesSent)} / ${num(c.restartsStarted)}`,
+      `${d(c.restartMs?.median)} / ${d(c.restartMs?.max)} ms`,
+      num(c.sent),
+      `**${num(c.refused)}**`,
+      c.lost === 0 ? '0' : `${num(c.lost)} (${pct(c.lost / c.sent, 2)})`
+    ]
+  })
+  return table(['', 'busy loops', 'load', 'crashes / restarts', 'restart median / max', 'requests', 'refused', 'lost'], rows, ['l', 'r', 'r', 'r', 'r', 'r', 'r', 'r'])
+}
+
 function renderSoak (cols) {
   const check = (j, start) => j.checks.find((c) => c.name.startsWith(start))
   const failed = (j, start) => (check(j, start)?.ok ? '' : ' **(check failed)**')
@@ -331,6 +350,7 @@ const TABLES = {
   'autobind-route': { patterns: [new RegExp(`^${VERSION}-autobind\\.json$`), new RegExp(`^${VERSION}-autobind-vs-bare-undici\\.json$`)], render: renderAutobindRoute },
   compare: { patterns: [new RegExp(`^compare-${VERSION}\\.json$`)], render: renderCompare },
   cluster: { patterns: [new RegExp(`^cluster-${VERSION}\\.json$`)], render: renderCluster },
+  'cluster-clients': { patterns: [new RegExp(`^cluster-clients-${VERSION}-hogs(?<hogs>\\d+)\\.json$`)], render: renderClusterClients },
   // The 1,000,000-request runs; longer ones (`soak-<node>-3m.json`) are quoted in the prose.
   soak: { patterns: [new RegExp(`^soak-${VERSION}\\.json$`)], render: renderSoak }
 }

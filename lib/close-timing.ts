@@ -22,5 +22,14 @@ export const FINAL_FLUSH_MS = 400
 /** The longest wait for the loggers to flush (and a cluster worker's exit round trip, run alongside) before the exit. */
 export const LOG_FLUSH_MS = 1000
 
+/**
+ * The least a request that a closing `startCluster()` worker accepted while
+ * it held its listener (lib/cluster-protocol.ts) gets once the primary
+ * releases it, when that is later than the grace period's end (or close to
+ * it); at most the grace period itself. The primary releases a holding
+ * worker this long, and CLOSE_OVERHEAD_MS, before its killTimeout.
+ */
+export const LATE_DRAIN_MS = 1000
+
 /** The most a close takes past its grace period. */
 export const CLOSE_OVERHEAD_MS = STRAGGLER_SETTLE_MS + FINAL_FLUSH_MS + LOG_FLUSH_MS

@@ -14,10 +14,13 @@ import type { CloseCause } from './graceful-close.js'
  *
  * primary → worker: `{ cmd: STOP_ACCEPTING_CMD }` once another worker listens.
  * In Node's round-robin cluster the primary closes the shared listening
- * socket when its last worker stops listening, and new connections are then
- * refused until a replacement listens (300+ ms). A worker of `startCluster()`
- * therefore keeps accepting (each new connection served with
- * `Connection: close`) until the primary says another worker is there.
+ * socket when its last worker stops listening (RoundRobinHandle.remove in
+ * Node's lib/internal/cluster/round_robin_handle.js), and new connections are
+ * then refused until a replacement listens (0.3 s on a quiet machine, 25 s
+ * seen on a busy one), on another port if it listens on port 0. A worker of
+ * `startCluster()` therefore keeps accepting (each new connection served with
+ * `Connection: close`) until the primary says another worker is there, or
+ * that killTimeout is near (lib/supervisor.ts).
  */
 export const CLOSING_MESSAGE_CMD = 'fastify-hangup:closing'
 export const STOP_ACCEPTING_CMD = 'fastify-hangup:stop-accepting'

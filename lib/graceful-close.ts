@@ -2,7 +2,7 @@ import type { Http2Session } from 'node:http2'
 import { Server as NetServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { attempt } from './attempt.js'
-import { FINAL_FLUSH_MS, STRAGGLER_SETTLE_MS } from './close-timing.js'
+import { FINAL_FLUSH_MS, LATE_DRAIN_MS, STRAGGLER_SETTLE_MS } from './close-timing.js'
 import { ServerClosingError } from './errors.js'
 import type { RequestLifecycle } from './lifecycle.js'
 import { findInherited } from './fastify-internals.js'
@@ -24,12 +24,6 @@ export type CloseCause = 'fatal' | 'signal' | 'shutdown'
  * connection is closed when the window ends.
  */
 export const IDLE_WINDOW_MS = 250
-
-/**
- * The longest a closing `startCluster()` worker keeps accepting while it
- * waits for another worker to listen: about ten worker starts.
- */
-export const LISTENER_HOLD_MAX_MS = 5000
 
 /** The parts of Node's HTTP/HTTP2 servers a close uses. */
 interface ClosableServer {
@@ -120,6 +114,10 @@ export class GracefulClose {
   private appCloseStarted = false
   private appClosed = false
   private sweepScheduled = false
+  /** A `startCluster()` worker's listener is held until the primary's word (`stopAcceptingWhen`). */
+  private holding = false
+  /** When the close started (performance.now()). */
+  private startedAt = 0
   private deadline: NodeJS.Timeout | undefined
   private readonly pending = new Set<Promise<void>>()
   /** Open HTTP/2 sessions: an HTTP/2 server's close() leaves them open before Node 24. */
@@ -229,35 +227,55 @@ export class GracefulClose {
     if (this.done !== null) return this.done
     this.done = new Promise((resolve) => { this.resolveDone = resolve })
     this.markLastRequests()
-    this.deadline = setTimeout(() => this.onDeadline(), this.gracePeriod)
-    // Never the reason a finished process stays alive (issue 3).
-    this.deadline.unref()
+    this.startedAt = performance.now()
+    this.armDeadline(this.gracePeriod)
     this.fastify.log.info({ cause, gracePeriod: this.gracePeriod, inflight: this.requests.size, holdListener: stopAccepting !== null }, 'graceful close started')
     if (stopAccepting === null) {
       this.stopAccepting()
     } else {
       this.stopAcceptingWhen(stopAccepting)
     }
-    setTimeout(() => this.endIdleWindow(), Math.min(IDLE_WINDOW_MS, this.gracePeriod)).unref()
     this.checkDrained()
     return this.done
   }
 
-  /** The primary's word, or half the grace period at most: a replacement that never listens must not keep this one accepting. */
-  private stopAcceptingWhen (signal: Promise<void>): void {
-    let timer: NodeJS.Timeout | undefined
-    const cap = new Promise<void>((resolve) => {
-      timer = setTimeout(resolve, Math.min(LISTENER_HOLD_MAX_MS, this.gracePeriod / 2))
-      timer.unref()
-    })
-    Promise.race([signal, cap]).then(() => {
-      clearTimeout(timer)
+  /**
+   * Keeps accepting until the primary's word, past the grace period if it
+   * must: until then this worker may be the last one listening, and the
+   * port would go unanswered without it (lib/cluster-protocol.ts). The
+   * primary bounds the wait (it releases the worker in time for its
+   * killTimeout), and the word also comes if the channel closes. A time cap
+   * here (5 s, or half the grace period) failed under CPU load: with busy
+   * loops beside the cluster, replacements took 1.7 to 25 s to listen, and
+   * the port was refused until they did.
+   */
+  private stopAcceptingWhen (released: Promise<void>): void {
+    this.holding = true
+    released.then(() => {
+      this.holding = false
       this.stopAccepting()
+      // What the worker accepted while it held gets at least LATE_DRAIN_MS
+      // (or the grace period, if shorter) from now: the grace period ran
+      // from the close's start, and a hold can outlast it.
+      const left = this.startedAt + this.gracePeriod - performance.now()
+      this.armDeadline(Math.max(left, Math.min(LATE_DRAIN_MS, this.gracePeriod)))
       this.checkDrained()
-    })
+    }, noop)
+  }
+
+  private armDeadline (ms: number): void {
+    clearTimeout(this.deadline)
+    this.deadline = setTimeout(() => this.onDeadline(), ms)
+    // Never the reason a finished process stays alive (issue 3).
+    this.deadline.unref()
   }
 
   private stopAccepting (): void {
+    // The idle window starts here, not at the close's start: while a worker
+    // holds its listener, a connection it has just accepted is "idle" to
+    // Node (no request parsed yet) and closing idle connections would reset
+    // it before its first request arrives.
+    setTimeout(() => this.endIdleWindow(), Math.min(IDLE_WINDOW_MS, this.gracePeriod)).unref()
     const server = this.fastify.server as unknown as ClosableServer
     if (!server.listening) {
       this.serverClosed = true
@@ -275,7 +293,6 @@ export class GracefulClose {
     // new connections. They are Fastify's to close, so no callback here.
     this.secondaries = secondaryServers(this.fastify)
     for (const secondary of this.secondaries) this.closeListener(secondary, noop)
-    if (this.idleWindowOver) this.closeIdleConnections()
     // HTTP/2: GOAWAY; open streams finish, no new ones start. Fastify does
     // this only with `forceCloseConnections: true`, and Node's close() only
     // from Node 24 on.
@@ -362,6 +379,9 @@ export class GracefulClose {
    * later.
    */
   private onDeadline (): void {
+    // Still holding the listener: the requests it takes are served, and the
+    // deadline is armed again at the release.
+    if (this.holding) return
     if (this.requests.size > 0) {
       this.fastify.log.warn({ inflight: this.requests.size, gracePeriod: this.gracePeriod }, 'grace period over: aborting the requests still in flight')
     }

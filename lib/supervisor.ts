@@ -1,6 +1,6 @@
 import cluster, { type Address, type Worker } from 'node:cluster'
 import { RestartBackoff } from './backoff.js'
-import { CLOSE_OVERHEAD_MS } from './close-timing.js'
+import { CLOSE_OVERHEAD_MS, LATE_DRAIN_MS } from './close-timing.js'
 import type { ClusterLogger, ResolvedClusterOptions } from './cluster-options.js'
 import type { CloseCause } from './graceful-close.js'
 import { CLOSING_MESSAGE_CMD, DRAINED_MESSAGE_CMD, EXIT_CMD, isCommand, PRIMARY_ENV, STOP_ACCEPTING_CMD } from './cluster-protocol.js'
@@ -46,12 +46,16 @@ interface Tracked {
   retiredAt: number | null
   /** Its replacement is forked or scheduled. */
   replaced: boolean
+  /** It was retired already when the stop began. */
+  retiredBeforeStop: boolean
   /** A request it was serving crashed it: its death says nothing of the next worker's start. */
   crashedByRequest: boolean
   /** The primary sent it SIGKILL. */
   killed: boolean
   /** It is closing and still accepting, until `releaseListeners()` tells it to stop. */
   holdsListener: boolean
+  /** Releases its listener in time for it to exit before killTimeout, if no other worker listens by then. */
+  holdTimer: NodeJS.Timeout | undefined
   killTimer: NodeJS.Timeout | null
 }
 
@@ -133,9 +137,11 @@ export class Supervisor implements ClusterSupervisor {
       closing: null,
       retiredAt: null,
       replaced: false,
+      retiredBeforeStop: false,
       crashedByRequest: false,
       killed: false,
       holdsListener: false,
+      holdTimer: undefined,
       killTimer: null
     })
     this.log.info({ worker: worker.id, workerPid: worker.process.pid, replaces: replaces?.worker.id }, 'worker forked')
@@ -190,6 +196,28 @@ export class Supervisor implements ClusterSupervisor {
     this.checkKillTimeout(message.gracePeriod)
     this.retire(t)
     this.releaseListeners()
+    if (t.holdsListener) this.armHoldTimer(t)
+  }
+
+  /**
+   * A worker holds its listener, past its grace period if need be, until
+   * another listens: no time cap of its own would fit every machine (under
+   * CPU load replacements took up to 25 s to listen). The bound is killTimeout:
+   * released LATE_DRAIN_MS + CLOSE_OVERHEAD_MS before it, the worker still
+   * drains what it accepted meanwhile and exits on its own, not by SIGKILL.
+   */
+  private armHoldTimer (t: Tracked): void {
+    t.holdTimer = setTimeout(() => {
+      this.log.warn({ worker: t.worker.id, workerPid: t.worker.process.pid, killTimeout: this.options.killTimeout }, 'no other worker listens before killTimeout: the closing worker stops listening')
+      this.release(t)
+    }, Math.max(0, this.options.killTimeout - LATE_DRAIN_MS - CLOSE_OVERHEAD_MS))
+  }
+
+  private release (t: Tracked): void {
+    t.holdsListener = false
+    clearTimeout(t.holdTimer)
+    t.holdTimer = undefined
+    if (t.worker.isConnected()) t.worker.send({ cmd: STOP_ACCEPTING_CMD }, () => {})
   }
 
   /** Once: a killTimeout shorter than a worker's drain cuts that drain. */
@@ -225,11 +253,7 @@ export class Supervisor implements ClusterSupervisor {
     let serving = false
     for (const t of this.tracked.values()) if (t.listenedAt !== null && t.retiredAt === null) serving = true
     if (!serving && this.stopSignal === null) return
-    for (const t of this.tracked.values()) {
-      if (!t.holdsListener) continue
-      t.holdsListener = false
-      if (t.worker.isConnected()) t.worker.send({ cmd: STOP_ACCEPTING_CMD }, () => {})
-    }
+    for (const t of this.tracked.values()) if (t.holdsListener) this.release(t)
   }
 
   private readonly onDisconnect = (worker: Worker): void => {
@@ -242,12 +266,15 @@ export class Supervisor implements ClusterSupervisor {
     if (t === undefined) return
     this.tracked.delete(worker.id)
     if (t.killTimer !== null) clearTimeout(t.killTimer)
+    clearTimeout(t.holdTimer)
     const cause = this.exitCause(t, code)
     this.exits[cause] = (this.exits[cause] ?? 0) + 1
     const fields = { worker: worker.id, workerPid: worker.process.pid, cause, code, signal, uptimeMs: Math.round(performance.now() - t.forkedAt) }
     if (this.stopSignal !== null) {
-      // A worker that crashed before the stop exits 1 for its crash, not for the stop.
-      const clean = !t.killed && (code === 0 || signal === this.stopSignal || t.closing === 'fatal')
+      // A worker that was already on its way out when the stop began (a
+      // crash, a failed start: its disconnect comes before its exit) exits
+      // 1 for that, not for the stop.
+      const clean = !t.killed && (code === 0 || signal === this.stopSignal || t.retiredBeforeStop)
       if (!clean) this.cleanStop = false
       this.log[clean ? 'info' : 'warn'](fields, 'worker exited')
       if (this.tracked.size === 0) this.finish()
@@ -289,6 +316,7 @@ export class Supervisor implements ClusterSupervisor {
     for (const timer of this.delayedForks) clearTimeout(timer)
     this.delayedForks.clear()
     for (const t of this.tracked.values()) {
+      t.retiredBeforeStop = t.retiredAt !== null
       t.retiredAt ??= performance.now()
       this.armKillTimer(t)
       // The worker's plugin closes gracefully on it; a worker with no handler dies of it.
