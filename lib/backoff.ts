@@ -1,7 +1,7 @@
 import type { ResolvedBackoff } from './cluster-options.js'
 
 /**
- * The re-fork delay of a crash loop (issue 5). A worker that dies before it
+ * The re-fork delay of a crash loop. A worker that dies before it
  * listens, or within `minUptime` of listening, "died young" — unless a
  * request it was serving crashed it (the supervisor does not ask then): that
  * says nothing of the next worker's start, and a service under a crashing

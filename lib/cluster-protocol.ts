@@ -5,7 +5,7 @@ import type { CloseCause } from './graceful-close.js'
 
 /**
  * The messages between a cluster worker's plugin and the primary of
- * `startCluster()` (issue 5).
+ * `startCluster()`.
  *
  * worker → primary, as its close starts: `{ cmd: CLOSING_MESSAGE_CMD, cause, pid, reqId?, gracePeriod }`,
  * so the primary forks the replacement during the drain (any primary can use
@@ -75,7 +75,7 @@ function primaryCommand (cmd: string, timeoutMs?: number): Promise<void> {
  * that message; the one request of Node's cluster protocol that any primary
  * answers is a listen, so a throwaway listen on 127.0.0.1:0 is the round
  * trip there (pm2: 2 connections left hanging per 12 reloads under load
- * without it, 0 in 45 with it; issue 5).
+ * without it, 0 in 45 with it).
  */
 export function exitHandshake (): Promise<void> {
   if (!cluster.isWorker || !process.connected) return Promise.resolve()
@@ -102,7 +102,7 @@ function listenRoundTrip (): Promise<void> {
 
 /**
  * Tells a cluster primary that this worker is closing, before the drain, so
- * it forks the replacement at once (issue 3). Returns when to stop
+ * it forks the replacement at once. Returns when to stop
  * accepting: null for now; a promise under a `startCluster()` primary. A
  * closed channel is not an error here: the primary is gone or already knows.
  */

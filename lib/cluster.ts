@@ -1,5 +1,5 @@
 /**
- * fastify-hangup/cluster (issue 5): restart without losing requests on one
+ * fastify-hangup/cluster: restart without losing requests on one
  * machine. The primary keeps N workers; a worker that closes (the plugin's
  * graceful close after a fatal error or a signal) is replaced while it drains.
  */

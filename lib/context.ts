@@ -29,7 +29,7 @@ export const requestContext = sharedStorage()
  * response already closed does not count: a context can outlive its request
  * (a pooled socket first opened by a finished request carries that request's
  * store into every later callback on it), and an error there is not that
- * request's (issue 3: "treat the error as outside any request").
+ * request's: such an error counts as outside any request.
  */
 export function currentRequest (): RequestLifecycle | null {
   const lifecycle = requestContext.getStore()

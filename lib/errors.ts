@@ -9,7 +9,7 @@ export type DisconnectPhase = 'upload' | 'handler' | 'response'
  * V8 keeps the frames of an unformatted stack (functions and receivers) alive
  * until `.stack` is read; a reason created inside a per-request closure would
  * then keep the request and reply alive as long as anyone holds the reason
- * (nodejs/node#66192, PITFALLS #14). The stack of a disconnect is Node's socket
+ * (nodejs/node#66192, docs/internals.md#reason-stack). The stack of a disconnect is Node's socket
  * internals anyway: it tells nobody anything.
  */
 function withoutStack<T extends Error> (build: () => T): T {

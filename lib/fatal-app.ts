@@ -39,7 +39,7 @@ export class FatalApp implements GuardedApp {
     if (lifecycle === null) return
     lifecycle.fatal = true
     lifecycle.abort(error)
-    if (answer) answerGenerically(lifecycle.reply, 500, this.graceful.endsConnection(lifecycle))
+    if (answer) answerGenerically(lifecycle.reply, 500, lifecycle.endsConnection())
   }
 
   report (error: unknown, lifecycle: RequestLifecycle | null): void {

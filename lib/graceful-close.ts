@@ -17,7 +17,7 @@ export type CloseCause = 'fatal' | 'signal' | 'shutdown'
  * request that arrives on it meanwhile is served (with `Connection: close`)
  * instead of meeting a connection the server just closed. A client that
  * sends on an idle keep-alive connection as the server closes it gets a
- * reset, which only a retrying client survives (issue 5's reliability test,
+ * reset, which only a retrying client survives (the cluster reliability test,
  * Node 20: 33 to 44 resets in ~12,000 requests over 19 crashes without the
  * window, 0 with it). Under load a connection's next request comes within
  * milliseconds and is answered with `Connection: close`; a quiet client's
@@ -81,8 +81,8 @@ function cutByIdleClose (lifecycle: RequestLifecycle): boolean {
 }
 
 /**
- * One app's requests in flight, and its graceful close: the "soft drain" of
- * issue 3.
+ * One app's requests in flight, and its graceful close: a "soft drain"
+ * (docs/crashes.md#what-happens-in-order).
  *
  * `fastify.close()` alone is not enough: it refuses (503) every request that
  * crosses the close on an open keep-alive connection, and it waits for the
@@ -266,7 +266,7 @@ export class GracefulClose {
   private armDeadline (ms: number): void {
     clearTimeout(this.deadline)
     this.deadline = setTimeout(() => this.onDeadline(), ms)
-    // Never the reason a finished process stays alive (issue 3).
+    // Never the reason a finished process stays alive.
     this.deadline.unref()
   }
 

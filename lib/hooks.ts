@@ -91,7 +91,7 @@ export function createHooks (runtime: Runtime, internals: FastifySignalInternals
   /**
    * An error that follows a hang-up (AbortError, UND_ERR_ABORTED, "fetch
    * failed", ECONNRESET, whatever the upstream client throws) is recognised by
-   * this request's state, never by its code (PITFALLS #7). It gets status 499
+   * this request's state, never by its code (docs/internals.md#error-by-state). It gets status 499
    * so Fastify logs it at `info` and does not count it as a 500; nothing
    * reaches the client, whose socket is gone. An error `fatal.isFatal`
    * chooses goes the way of an uncaught one. Any other error aborts the
@@ -117,7 +117,7 @@ export function createHooks (runtime: Runtime, internals: FastifySignalInternals
   function onSend (request: FastifyRequest, reply: FastifyReply, payload: unknown, done: Done): void {
     const lifecycle = (request as TrackedRequest)[kLifecycle]
     if (lifecycle?.fatal === true) {
-      done(null, makeGeneric(reply, 500, lifecycle.runtime.close?.endsConnection(lifecycle) ?? true))
+      done(null, makeGeneric(reply, 500, lifecycle.endsConnection()))
     } else {
       done(null, payload)
     }

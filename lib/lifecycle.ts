@@ -11,7 +11,7 @@ export const kLifecycle = Symbol('fastify-hangup.lifecycle')
 
 /**
  * No listener limit on a request's signal: 100 upstream calls may share it
- * (PITFALLS #12, nodejs/node#52635), and undici's `fetch` keeps its `'abort'`
+ * (docs/internals.md#listener-limit, nodejs/node#52635), and undici's `fetch` keeps its `'abort'`
  * listener until its Request is garbage-collected, so a long request making
  * many sequential fetches would trip any fixed limit without leaking.
  * Infinity, not 0: Node 20's `events.getMaxListeners()` throws
@@ -121,10 +121,10 @@ function responseIsDead (req: RawRequest, res: RawResponse): boolean {
  * One request's link between the response's real lifecycle and its signal.
  *
  * The AbortController is created on the first read of `request.signal`
- * (fastify/fastify#6521, PITFALLS #21): until then a request costs this object
+ * (fastify/fastify#6521, docs/internals.md#lazy-controller): until then a request costs this object
  * and one `'close'` listener on its response. What happened before the first
  * read (a hang-up, a sent response) is kept in `phase` / `responded` and
- * replayed when the controller is created (fastify/fastify#7033, PITFALLS #4).
+ * replayed when the controller is created (fastify/fastify#7033, docs/internals.md#early-hangup).
  */
 export class RequestLifecycle {
   controller: AbortController | null = null
@@ -248,6 +248,15 @@ export class RequestLifecycle {
     recordCancellation(reason, this.reply.request.id, this.runtime)
   }
 
+  /**
+   * Whether the plugin's own answer to this request (a crash's 500, the
+   * deadline's 503) may say `Connection: close`: not while requests
+   * pipelined behind it still wait for theirs (lib/graceful-close.ts).
+   */
+  endsConnection (): boolean {
+    return this.runtime.close?.endsConnection(this) ?? true
+  }
+
   bind (work: BoundWork): void {
     (this.calls ??= new Set()).add(work)
   }
@@ -280,8 +289,8 @@ export class RequestLifecycle {
     this.runtime.close?.delete(this)
     const res = this.res
     // A finished response is never a disconnect, even if the socket dies
-    // while flushing (PITFALLS #18). `writableEnded`, not `writableFinished`:
-    // HTTP/2 reports a reset stream as finished (PITFALLS #3). Unless it
+    // while flushing (docs/internals.md#finished-response). `writableEnded`, not `writableFinished`:
+    // HTTP/2 reports a reset stream as finished (docs/internals.md#http2-finished). Unless it
     // never left its pipelined queue: its client did not get it.
     if (res.writableEnded && (this.req.httpVersionMajor === 2 || !undelivered(res))) {
       this.responded = true
@@ -316,7 +325,7 @@ export class RequestLifecycle {
     this.runtime.counters.disconnected(phase)
     // Abort synchronously: on HTTP/1 the response's 'close' comes before the
     // request's 'error', so whatever the handler sees next is classified by
-    // this signal (PITFALLS #7).
+    // this signal (docs/internals.md#error-by-state).
     this.abortWith(() => ClientDisconnectedError.create(phase))
     if (this.timeoutCleanup !== null) this.timeoutCleanup()
     if (this.runtime.logLevel !== 'silent') {
@@ -335,7 +344,7 @@ export function onResponseClose (this: RawResponse): void {
  * still queued behind another. Node destroys such requests when the socket
  * closes but never emits `'close'` on their queued responses, so the
  * response's listener alone would miss the hang-up. The request's `'close'`
- * also fires once a body has been read (PITFALLS #1): only a dead socket
+ * also fires once a body has been read (docs/internals.md#request-close): only a dead socket
  * counts.
  */
 export function onQueuedRequestClose (this: RawRequest): void {
@@ -361,7 +370,7 @@ export function onStreamAborted (this: RawRequest): void {
 
 /**
  * Starts watching a response. A client that left before this ran (the socket
- * was destroyed while Fastify routed) is recorded at once (PITFALLS #4).
+ * was destroyed while Fastify routed) is recorded at once (docs/internals.md#early-hangup).
  */
 export function watchResponse (lifecycle: RequestLifecycle): void {
   const { req, res } = lifecycle

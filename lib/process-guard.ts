@@ -14,7 +14,7 @@ import { actAsNode, crashAsNode, rejectionsMode, type RejectionsMode } from './n
  * twice, not an operator's "exit now": a terminal's Ctrl-C and systemd's
  * default KillMode=control-group signal every process of the group, and a
  * parent in that group forwards its own copy (npm run, pm2 about 30 ms
- * later: issue 5). A person pressing Ctrl-C twice is slower than this.
+ * later). A person pressing Ctrl-C twice is slower than this.
  */
 export const DUPLICATE_SIGNAL_MS = 500
 
@@ -67,7 +67,7 @@ interface PlainStream {
  * `flush()` flushes its own destination, and calls back at once for a stream
  * without `flush()`: pino writes to `process.stdout` itself when something
  * replaced its `write`, as pm2's cluster mode does with an asynchronous file
- * stream (issue 5: the close's last lines were lost in 10 of 10 stops). An
+ * stream (measured: the close's last lines were lost in 10 of 10 stops). An
  * empty write's callback comes after the writes queued before it.
  */
 export function flushLog (log: FastifyBaseLogger): Promise<void> {

@@ -4,7 +4,7 @@ import { attempt } from './attempt.js'
 /**
  * The generic body of a request answered by the plugin on a crash (500) or
  * at the grace deadline (503): the shape of Fastify's own error bodies, and
- * never the error's message or stack, which may hold secrets (issue 3).
+ * never the error's message or stack, which may hold secrets.
  */
 export function genericBody (statusCode: 500 | 503): string {
   const error = REASON_PHRASES[statusCode]

@@ -73,7 +73,7 @@ function isClosingMessage (message: unknown): message is ClosingMessage {
 }
 
 /**
- * The primary of `startCluster()` (issue 5): keeps `workers` workers, forks
+ * The primary of `startCluster()`: keeps `workers` workers, forks
  * a replacement as soon as one begins to close (the plugin's closing message,
  * sent before its drain), disconnects or exits, with a growing delay for a
  * crash loop; forwards SIGINT/SIGTERM and exits when the workers have;

@@ -115,6 +115,10 @@ test('a response the server cut after the signal aborted (handler timeout with h
   t.assert.ok(loud().every((l) => l.level <= 40), JSON.stringify(loud()))
 })
 
+test('endsConnection: with no graceful close tracking the request, the plugin\'s own answer may end its connection', (t: TestContext) => {
+  t.assert.strictEqual(lifecycleOf(fakeReq(), fakeRes(), fakeRuntime()).endsConnection(), true)
+})
+
 test('watchResponse counts the request in flight until its response closes', (t: TestContext) => {
   t.plan(3)
   const runtime = fakeRuntime()
