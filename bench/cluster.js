@@ -349,7 +349,7 @@ function procTimes (pid) {
 }
 
 /**
- * Which build of the plugin ran: a hash of dist/cjs/*.js. lib/ is compiled
+ * Which build of the plugin ran: a hash of every .js file under dist/cjs. lib/ is compiled
  * to dist/ by `npm run build`, which empties dist/cjs first: a rebuild during
  * a run makes workers fail to start, and a different build different figures.
  */
@@ -357,7 +357,8 @@ function distFingerprint (dir = DIST) {
   const hash = require('node:crypto').createHash('sha256')
   let newest = 0
   try {
-    for (const name of fs.readdirSync(dir).filter((n) => n.endsWith('.js')).sort()) {
+    // Recursive: lib/ has a folder per concern.
+    for (const name of fs.readdirSync(dir, { recursive: true }).filter((n) => n.endsWith('.js')).sort()) {
       const file = path.join(dir, name)
       hash.update(name).update(fs.readFileSync(file))
       newest = Math.max(newest, fs.statSync(file).mtimeMs)

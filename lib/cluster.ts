@@ -4,14 +4,14 @@
  * graceful close after a fatal error or a signal) is replaced while it drains.
  */
 import cluster from 'node:cluster'
-import { defaultClusterLogger } from './cluster-log.js'
-import { resolveClusterOptions, type StartClusterOptions } from './cluster-options.js'
-import { runWorker } from './cluster-worker.js'
-import { Supervisor, type ClusterSupervisor } from './supervisor.js'
+import { defaultClusterLogger } from './cluster/log.js'
+import { resolveClusterOptions, type StartClusterOptions } from './cluster/options.js'
+import { runWorker } from './cluster/worker.js'
+import { Supervisor, type ClusterSupervisor } from './cluster/supervisor.js'
 
-export type { BackoffOptions, ClusterLogger, StartClusterOptions } from './cluster-options.js'
-export type { ClusterStats, ClusterSupervisor, ExitCause, StopSignal } from './supervisor.js'
-export { CLOSING_MESSAGE_CMD, STOP_ACCEPTING_CMD } from './cluster-protocol.js'
+export type { BackoffOptions, ClusterLogger, StartClusterOptions } from './cluster/options.js'
+export type { ClusterStats, ClusterSupervisor, ExitCause, StopSignal } from './cluster/supervisor.js'
+export { CLOSING_MESSAGE_CMD, STOP_ACCEPTING_CMD } from './cluster/protocol.js'
 export { InvalidOptionError } from './errors.js'
 
 /**

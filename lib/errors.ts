@@ -21,7 +21,7 @@ function withoutStack<T extends Error> (build: () => T): T {
     // captures none when the limit is 0, and Node takes an object without
     // one for a non-error, which an unhandled rejection under
     // --unhandled-rejections=strict (or Node's own crash) only shows as
-    // "[object Error]", wrapped, out of reach of lib/cancellations.ts. A plain
+    // "[object Error]", wrapped, out of reach of lib/shutdown/cancellations.ts. A plain
     // store: Error.captureStackTrace or defineProperty cost about 1 µs here.
     error.stack = `${error.name}: ${error.message}`
     return error

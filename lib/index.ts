@@ -1,15 +1,15 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { bindGlobalDispatcher, type UndiciGlobals } from './auto-bind.js'
+import { bindGlobalDispatcher, type UndiciGlobals } from './upstream/auto-bind.js'
 import { AlreadyRegisteredError, InvalidOptionError } from './errors.js'
-import { FastifySignalInternals } from './fastify-internals.js'
-import { FatalApp } from './fatal-app.js'
-import { GracefulClose } from './graceful-close.js'
-import { createHooks } from './hooks.js'
-import { kLifecycle, type Runtime } from './lifecycle.js'
+import { FastifySignalInternals } from './internals/lookup.js'
+import { FatalApp } from './shutdown/fatal-app.js'
+import { GracefulClose } from './shutdown/graceful-close.js'
+import { createHooks } from './request/hooks.js'
+import { kLifecycle, type Runtime } from './request/lifecycle.js'
 import { FATAL_DEFAULTS, resolveOptions, type FastifyHangupOptions } from './options.js'
-import { processGuard } from './process-guard.js'
-import { createSignalGetter } from './signal.js'
+import { processGuard } from './shutdown/process-guard.js'
+import { createSignalGetter } from './request/signal.js'
 import { Counters, type HangupStats } from './stats.js'
 
 /** `fastify.hangup`: the plugin's state for this app. */
@@ -131,8 +131,8 @@ export const fastifyHangup: FastifyPluginAsync<FastifyHangupOptions> = fp(fastif
 
 export default fastifyHangup
 
-export { interceptor, detach } from './interceptor.js'
-export type { HangupInterceptor, DispatchHandler, DispatchController, DispatchFunction } from './interceptor.js'
+export { interceptor, detach } from './upstream/interceptor.js'
+export type { HangupInterceptor, DispatchHandler, DispatchController, DispatchFunction } from './upstream/interceptor.js'
 export type { CancelReason } from './stats.js'
 export { ClientDisconnectedError, ResponseSentError, ResponseDestroyedError, ServerClosingError, InvalidOptionError, AlreadyRegisteredError } from './errors.js'
 export type { DisconnectPhase } from './errors.js'

@@ -149,7 +149,7 @@ test(`2 workers under load, ${CRASHES} crashes ${CRASH_EVERY_MS} ms apart: no co
   t.assert.strictEqual(plainTally.errors.ECONNREFUSED, undefined, 'no connection is refused: a closing worker holds the port until another listens')
   t.assert.strictEqual(lost(retryTally), 0, 'with an idempotent retry, nothing is lost')
   // Without retry it is 0 too on a quiet machine (idle connections get a
-  // window, lib/graceful-close.ts IDLE_WINDOW_MS); before that window 33 to
+  // window, lib/shutdown/graceful-close.ts IDLE_WINDOW_MS); before that window 33 to
   // 44 of ~12,000 were reset. What is left is a client racing a close on a
   // keep-alive connection (HTTP/1.1 has no way to say "stop using it"): a
   // reset, never a refusal or a timeout. A starved machine (load average

@@ -4,8 +4,8 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { request } from 'undici'
 import hangup, { ClientDisconnectedError } from '../lib/index.js'
-import { FastifySignalInternals } from '../lib/fastify-internals.js'
-import { createSignalGetter } from '../lib/signal.js'
+import { FastifySignalInternals } from '../lib/internals/lookup.js'
+import { createSignalGetter } from '../lib/request/signal.js'
 import { buildApp, listen, NEVER_MS, PATIENCE_MS, until } from './helpers/app.js'
 import { captureLogs } from './helpers/logs.js'
 import { hangUp, readHead, readUntil, sendRaw } from './helpers/raw-client.js'
@@ -130,7 +130,7 @@ test('a Fastify without a signal getter of its own gets a stable signal that nev
   const internals = new FastifySignalInternals()
   const getter = createSignalGetter(internals)
   const request = Object.create({}) as Record<symbol | string, unknown>
-  const { kLifecycle } = require('../lib/lifecycle.js') as typeof import('../lib/lifecycle.js')
+  const { kLifecycle } = require('../lib/request/lifecycle.js') as typeof import('../lib/request/lifecycle.js')
   request[kLifecycle] = null
   const first = getter.call(request as never)
   t.assert.strictEqual(first, getter.call(request as never))

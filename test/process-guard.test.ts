@@ -1,7 +1,7 @@
 import { test, type TestContext } from 'node:test'
-import { ProcessGuard, type GuardedApp } from '../lib/process-guard.js'
-import type { CloseCause } from '../lib/graceful-close.js'
-import type { RequestLifecycle } from '../lib/lifecycle.js'
+import { ProcessGuard, type GuardedApp } from '../lib/shutdown/process-guard.js'
+import type { CloseCause } from '../lib/shutdown/graceful-close.js'
+import type { RequestLifecycle } from '../lib/request/lifecycle.js'
 
 /**
  * The process guard with fake apps: the crash handler's own failures. Its

@@ -1,10 +1,10 @@
 import { test, type TestContext } from 'node:test'
 import { inspect } from 'node:util'
-import { findCancellation, recordCancellation } from '../lib/cancellations.js'
-import type { CloseCause } from '../lib/graceful-close.js'
-import type { Runtime } from '../lib/lifecycle.js'
-import { actAsNode, printable, rejectionsMode, uncaughtFor, warnUnhandled } from '../lib/node-rejections.js'
-import { ProcessGuard, type GuardedApp } from '../lib/process-guard.js'
+import { findCancellation, recordCancellation } from '../lib/shutdown/cancellations.js'
+import type { CloseCause } from '../lib/shutdown/graceful-close.js'
+import type { Runtime } from '../lib/request/lifecycle.js'
+import { actAsNode, printable, rejectionsMode, uncaughtFor, warnUnhandled } from '../lib/shutdown/node-rejections.js'
+import { ProcessGuard, type GuardedApp } from '../lib/shutdown/process-guard.js'
 import { Counters } from '../lib/stats.js'
 
 /**

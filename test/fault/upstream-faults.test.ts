@@ -59,7 +59,7 @@ const UNDICI_ERROR: Partial<Record<Fault, string>> = {
  * sendStream: `res.destroy()`, no onError hook once the headers are out).
  * That cut is the server's, not the client's: it must not be counted or
  * logged as a hang-up, and the signal says so (FST_HANGUP_RESPONSE_DESTROYED,
- * lib/lifecycle.ts clientEnded()).
+ * lib/request/lifecycle.ts clientEnded()).
  */
 function assertNotAHangUp (st: TestContext, fa: FaultApp, c: StayCase, disconnects: HangupStats['disconnects']): void {
   st.assert.deepStrictEqual(fa.stats().disconnects, disconnects)

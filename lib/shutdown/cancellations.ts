@@ -1,9 +1,16 @@
-import type { Runtime } from './lifecycle.js'
+import type { FastifyBaseLogger } from 'fastify'
+import type { Counters } from '../stats.js'
+
+/** What a cancellation's app gives the guard: where to count it and log it (a request's `Runtime`). */
+export interface CancellationOwner {
+  readonly counters: Counters
+  readonly log: FastifyBaseLogger
+}
 
 /** Whose work a recorded reason cancelled: the request's id and its app's runtime, never the request itself. */
 export interface Cancellation {
   readonly reqId: string
-  readonly runtime: Runtime
+  readonly runtime: CancellationOwner
 }
 
 /** Hands back the object it is given: the base that lets `Stamp` add its private fields to any object. */
@@ -32,16 +39,16 @@ class Returning {
  */
 class Stamp extends Returning {
   #reqId: string
-  #runtime: Runtime
+  #runtime: CancellationOwner
 
-  private constructor (target: object, reqId: string, runtime: Runtime) {
+  private constructor (target: object, reqId: string, runtime: CancellationOwner) {
     super(target)
     this.#reqId = reqId
     this.#runtime = runtime
   }
 
   /** Marks `target`; a second mark (a user's error object thrown by several requests) replaces the first. */
-  static mark (target: object, reqId: string, runtime: Runtime): void {
+  static mark (target: object, reqId: string, runtime: CancellationOwner): void {
     if (#reqId in target) {
       const stamped = target as Stamp
       stamped.#reqId = reqId
@@ -98,7 +105,7 @@ const MAX_CAUSE_DEPTH = 4
  * can be recorded (an `abortOnError` with a thrown string cannot, and stays
  * an ordinary rejection). Called only when something is actually aborted.
  */
-export function recordCancellation (reason: unknown, reqId: string, runtime: Runtime): void {
+export function recordCancellation (reason: unknown, reqId: string, runtime: CancellationOwner): void {
   if (typeof reason === 'object' && reason !== null) Stamp.mark(reason, reqId, runtime)
 }
 

@@ -1,10 +1,9 @@
 import { setMaxListeners } from 'node:events'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
-import { recordCancellation } from './cancellations.js'
-import { ClientDisconnectedError, ResponseDestroyedError, ResponseSentError, type DisconnectPhase } from './errors.js'
-import type { Counters } from './stats.js'
-import type { DisconnectLogLevel } from './options.js'
-import type { GracefulClose } from './graceful-close.js'
+import { recordCancellation } from '../shutdown/cancellations.js'
+import { ClientDisconnectedError, ResponseDestroyedError, ResponseSentError, type DisconnectPhase } from '../errors.js'
+import type { Counters } from '../stats.js'
+import type { DisconnectLogLevel } from '../options.js'
 
 /** The request's and the response's slot for their lifecycle. */
 export const kLifecycle = Symbol('fastify-hangup.lifecycle')
@@ -46,9 +45,17 @@ export interface RawResponse {
   [kLifecycle]?: RequestLifecycle
 }
 
-/** An upstream call bound to a request (lib/interceptor.ts). */
+/** An upstream call bound to a request (lib/upstream/interceptor.ts). */
 export interface BoundWork {
   cancel (reason: unknown): void
+}
+
+/** The app's list of requests in flight and its graceful close (lib/shutdown/graceful-close.ts), as a request sees them. */
+export interface RequestTracker {
+  add (lifecycle: RequestLifecycle): void
+  delete (lifecycle: RequestLifecycle): void
+  /** Whether the plugin's own answer to `lifecycle` may say `Connection: close`. */
+  endsConnection (lifecycle: RequestLifecycle): boolean
 }
 
 /** What every request of one registration shares: options, counters, the app's close. */
@@ -56,10 +63,10 @@ export interface Runtime {
   readonly counters: Counters
   readonly abortOnResponse: boolean
   readonly logLevel: DisconnectLogLevel
-  /** The app's logger: what is logged about a request after the fact (lib/process-guard.ts). */
+  /** The app's logger: what is logged about a request after the fact (lib/shutdown/process-guard.ts). */
   readonly log: FastifyBaseLogger
   /** The requests in flight and the graceful close; null where nothing tracks them (unit tests). */
-  readonly close: GracefulClose | null
+  readonly close: RequestTracker | null
 }
 
 /**
@@ -147,7 +154,7 @@ export class RequestLifecycle {
   calls: Set<BoundWork> | null = null
   /** The reason of the first abort that had something to stop: replayed to work bound later. */
   private reason: unknown = undefined
-  /** Neighbours in the app's list of requests in flight (lib/inflight.ts). */
+  /** Neighbours in the app's list of requests in flight (lib/shutdown/inflight.ts). */
   prev: RequestLifecycle | null = null
   next: RequestLifecycle | null = null
   readonly req: RawRequest
@@ -240,7 +247,7 @@ export class RequestLifecycle {
 
   /**
    * Marks a reason work is cancelled with as the plugin's own, so that a
-   * rejection with it that nobody handles is not fatal (lib/cancellations.ts).
+   * rejection with it that nobody handles is not fatal (lib/shutdown/cancellations.ts).
    * Only ever called with something to cancel: never on a request that
    * aborts nothing.
    */
@@ -251,7 +258,7 @@ export class RequestLifecycle {
   /**
    * Whether the plugin's own answer to this request (a crash's 500, the
    * deadline's 503) may say `Connection: close`: not while requests
-   * pipelined behind it still wait for theirs (lib/graceful-close.ts).
+   * pipelined behind it still wait for theirs (lib/shutdown/graceful-close.ts).
    */
   endsConnection (): boolean {
     return this.runtime.close?.endsConnection(this) ?? true

@@ -1,4 +1,4 @@
-import { kHangupGetter, type FastifySignalInternals } from './fastify-internals.js'
+import { kHangupGetter, type FastifySignalInternals } from '../internals/lookup.js'
 import type { FastifyRequest } from 'fastify'
 import type { TrackedRequest } from './hooks.js'
 import { kLifecycle } from './lifecycle.js'

@@ -1,4 +1,4 @@
-import type { ResolvedBackoff } from './cluster-options.js'
+import type { ResolvedBackoff } from './options.js'
 
 /**
  * The re-fork delay of a crash loop. A worker that dies before it

@@ -1,5 +1,5 @@
 import { hostname } from 'node:os'
-import type { ClusterLogger } from './cluster-options.js'
+import type { ClusterLogger } from './options.js'
 
 const LEVELS = { info: 30, warn: 40, error: 50 } as const
 

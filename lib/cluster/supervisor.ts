@@ -1,9 +1,9 @@
 import cluster, { type Address, type Worker } from 'node:cluster'
 import { RestartBackoff } from './backoff.js'
-import { CLOSE_OVERHEAD_MS, LATE_DRAIN_MS } from './close-timing.js'
-import type { ClusterLogger, ResolvedClusterOptions } from './cluster-options.js'
-import type { CloseCause } from './graceful-close.js'
-import { CLOSING_MESSAGE_CMD, DRAINED_MESSAGE_CMD, EXIT_CMD, isCommand, PRIMARY_ENV, STOP_ACCEPTING_CMD } from './cluster-protocol.js'
+import { CLOSE_OVERHEAD_MS, LATE_DRAIN_MS } from '../shutdown/timing.js'
+import type { ClusterLogger, ResolvedClusterOptions } from './options.js'
+import type { CloseCause } from '../shutdown/graceful-close.js'
+import { DRAINED_MESSAGE_CMD, EXIT_CMD, isClosingMessage, isCommand, PRIMARY_ENV, STOP_ACCEPTING_CMD } from './protocol.js'
 
 /** Why a worker ended, as the exit line says. */
 export type ExitCause = CloseCause | 'stop' | 'kill-timeout' | 'start-failed' | 'crash' | 'exit'
@@ -57,19 +57,6 @@ interface Tracked {
   /** Releases its listener in time for it to exit before killTimeout, if no other worker listens by then. */
   holdTimer: NodeJS.Timeout | undefined
   killTimer: NodeJS.Timeout | null
-}
-
-interface ClosingMessage {
-  cmd: string
-  cause: CloseCause
-  /** The request whose error was fatal, when the worker knows it. */
-  reqId?: string
-  /** The worker's `fatal.gracePeriod` (absent from a worker of an older version). */
-  gracePeriod?: number
-}
-
-function isClosingMessage (message: unknown): message is ClosingMessage {
-  return isCommand(message, CLOSING_MESSAGE_CMD)
 }
 
 /**
@@ -225,7 +212,7 @@ export class Supervisor implements ClusterSupervisor {
     // Without gracePeriod (a worker of an older version), NaN: no warning.
     if (this.warnedKillTimeout || !(Number(gracePeriod) + CLOSE_OVERHEAD_MS > this.options.killTimeout)) return
     this.warnedKillTimeout = true
-    this.log.warn({ killTimeout: this.options.killTimeout, gracePeriod }, 'killTimeout is shorter than the workers\' fatal.gracePeriod + 1.5 s: a drain may be cut by SIGKILL')
+    this.log.warn({ killTimeout: this.options.killTimeout, gracePeriod }, `killTimeout is shorter than the workers' fatal.gracePeriod + ${CLOSE_OVERHEAD_MS / 1000} s: a drain may be cut by SIGKILL`)
   }
 
   private readonly onListening = (worker: Worker, address: Address): void => {
@@ -247,7 +234,7 @@ export class Supervisor implements ClusterSupervisor {
    * Closing workers stop accepting once another worker listens (or the
    * cluster is stopping): until then the shared socket must have a worker,
    * or the primary closes it and connections are refused
-   * (lib/cluster-protocol.ts).
+   * (lib/cluster/protocol.ts).
    */
   private releaseListeners (): void {
     let serving = false

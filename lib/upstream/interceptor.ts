@@ -1,5 +1,5 @@
-import { requestContext } from './context.js'
-import type { BoundWork, RequestLifecycle } from './lifecycle.js'
+import { requestContext } from '../request/context.js'
+import type { BoundWork, RequestLifecycle } from '../request/lifecycle.js'
 
 /**
  * undici's controller of one dispatched request (the handler API of undici 7

@@ -1,4 +1,4 @@
-import type { RequestLifecycle } from './lifecycle.js'
+import type { RequestLifecycle } from '../request/lifecycle.js'
 
 /**
  * The requests in flight of one app, as an intrusive doubly linked list

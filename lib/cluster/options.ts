@@ -1,6 +1,6 @@
 import { availableParallelism } from 'node:os'
-import { InvalidOptionError } from './errors.js'
-import { describe, millisecondsOption } from './options.js'
+import { InvalidOptionError } from '../errors.js'
+import { describe, millisecondsOption } from '../options.js'
 
 /** What `startCluster` logs through: pino's signature, `(object, message)`. */
 export interface ClusterLogger {

@@ -1,10 +1,10 @@
 import type { FastifyBaseLogger, FastifyRequest } from 'fastify'
 import type { CloseCause, GracefulClose } from './graceful-close.js'
 import type { GuardedApp } from './process-guard.js'
-import type { RequestLifecycle } from './lifecycle.js'
-import type { ResolvedFatalOptions } from './options.js'
+import type { RequestLifecycle } from '../request/lifecycle.js'
+import type { ResolvedFatalOptions } from '../options.js'
 import { answerGenerically } from './respond.js'
-import type { Counters } from './stats.js'
+import type { Counters } from '../stats.js'
 
 /** One registered app, as the process guard sees it. */
 export class FatalApp implements GuardedApp {

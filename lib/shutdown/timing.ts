@@ -1,7 +1,7 @@
 /**
  * The fixed steps of a graceful close after its grace period, shared by the
- * worker's close (lib/graceful-close.ts, lib/process-guard.ts) and the
- * primary that must not kill it before they are over (lib/supervisor.ts).
+ * worker's close (lib/shutdown/graceful-close.ts, lib/shutdown/process-guard.ts) and the
+ * primary that must not kill it before they are over (lib/cluster/supervisor.ts).
  */
 
 /**
@@ -24,7 +24,7 @@ export const LOG_FLUSH_MS = 1000
 
 /**
  * The least a request that a closing `startCluster()` worker accepted while
- * it held its listener (lib/cluster-protocol.ts) gets once the primary
+ * it held its listener (lib/cluster/protocol.ts) gets once the primary
  * releases it, when that is later than the grace period's end (or close to
  * it); at most the grace period itself. The primary releases a holding
  * worker this long, and CLOSE_OVERHEAD_MS, before its killTimeout.

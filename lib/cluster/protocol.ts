@@ -1,7 +1,7 @@
 import cluster from 'node:cluster'
 import { createServer } from 'node:net'
-import { attempt } from './attempt.js'
-import type { CloseCause } from './graceful-close.js'
+import { attempt } from '../shutdown/attempt.js'
+import type { CloseCause } from '../shutdown/graceful-close.js'
 
 /**
  * The messages between a cluster worker's plugin and the primary of
@@ -20,10 +20,25 @@ import type { CloseCause } from './graceful-close.js'
  * seen on a busy one), on another port if it listens on port 0. A worker of
  * `startCluster()` therefore keeps accepting (each new connection served with
  * `Connection: close`) until the primary says another worker is there, or
- * that killTimeout is near (lib/supervisor.ts).
+ * that killTimeout is near (lib/cluster/supervisor.ts).
  */
 export const CLOSING_MESSAGE_CMD = 'fastify-hangup:closing'
 export const STOP_ACCEPTING_CMD = 'fastify-hangup:stop-accepting'
+
+/** The closing message, as the worker sends it and the primary reads it. */
+export interface ClosingMessage {
+  cmd: typeof CLOSING_MESSAGE_CMD
+  cause: CloseCause
+  pid: number
+  /** The request whose error was fatal, when the worker knows it. */
+  reqId?: string
+  /** The worker's `fatal.gracePeriod` (absent from a worker of an older version). */
+  gracePeriod?: number
+}
+
+export function isClosingMessage (message: unknown): message is ClosingMessage {
+  return isCommand(message, CLOSING_MESSAGE_CMD)
+}
 
 /** Set by `startCluster()`'s primary in its workers' environment: it answers the closing message. */
 export const PRIMARY_ENV = 'FASTIFY_HANGUP_PRIMARY'
@@ -111,7 +126,8 @@ export function notifyPrimary (cause: CloseCause, reqId: string | undefined, gra
   const hold = underStartCluster() ? primaryCommand(STOP_ACCEPTING_CMD) : null
   // The callback takes a late channel error, which would otherwise be an
   // 'error' event on process with no listener.
-  attempt(() => process.send?.({ cmd: CLOSING_MESSAGE_CMD, cause, pid: process.pid, reqId, gracePeriod }, undefined, undefined, () => {}))
+  const message: ClosingMessage = { cmd: CLOSING_MESSAGE_CMD, cause, pid: process.pid, reqId, gracePeriod }
+  attempt(() => process.send?.(message, undefined, undefined, () => {}))
   return hold
 }
 

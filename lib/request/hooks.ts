@@ -1,9 +1,9 @@
 import type { FastifyError, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { requestContext } from './context.js'
-import type { FastifySignalInternals } from './fastify-internals.js'
+import type { FastifySignalInternals } from '../internals/lookup.js'
 import { RequestLifecycle, watchResponse, kLifecycle, type Runtime } from './lifecycle.js'
-import type { ProcessGuard } from './process-guard.js'
-import { makeGeneric } from './respond.js'
+import type { ProcessGuard } from '../shutdown/process-guard.js'
+import { makeGeneric } from '../shutdown/respond.js'
 
 /** Fastify's request with this plugin's private slot (declared with `decorateRequest`). */
 export type TrackedRequest = FastifyRequest & {

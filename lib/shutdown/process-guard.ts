@@ -1,12 +1,12 @@
 import type { FastifyBaseLogger } from 'fastify'
 import { attempt } from './attempt.js'
 import { findCancellation } from './cancellations.js'
-import { LOG_FLUSH_MS } from './close-timing.js'
-import { disconnectFromPrimary, exitHandshake, notifyPrimary } from './cluster-protocol.js'
-import { currentRequest } from './context.js'
-import { findInherited } from './fastify-internals.js'
+import { LOG_FLUSH_MS } from './timing.js'
+import { disconnectFromPrimary, exitHandshake, notifyPrimary } from '../cluster/protocol.js'
+import { currentRequest } from '../request/context.js'
+import { findInherited } from '../internals/lookup.js'
 import type { CloseCause } from './graceful-close.js'
-import type { RequestLifecycle } from './lifecycle.js'
+import type { RequestLifecycle } from '../request/lifecycle.js'
 import { actAsNode, crashAsNode, rejectionsMode, type RejectionsMode } from './node-rejections.js'
 
 /**
@@ -18,7 +18,7 @@ import { actAsNode, crashAsNode, rejectionsMode, type RejectionsMode } from './n
  */
 export const DUPLICATE_SIGNAL_MS = 500
 
-/** What the process guard needs of one registered app (lib/fatal-app.ts). */
+/** What the process guard needs of one registered app (lib/shutdown/fatal-app.ts). */
 export interface GuardedApp {
   readonly exit: boolean
   readonly signals: readonly NodeJS.Signals[]
@@ -30,7 +30,7 @@ export interface GuardedApp {
   fault (error: unknown, lifecycle: RequestLifecycle | null, answer: boolean): void
   /** The user's `onFatal`, bounded by the close. */
   report (error: unknown, lifecycle: RequestLifecycle | null): void
-  /** `stopAccepting`: when to close the listener; null for now (see lib/cluster-protocol.ts). */
+  /** `stopAccepting`: when to close the listener; null for now (see lib/cluster/protocol.ts). */
   close (cause: CloseCause, stopAccepting: Promise<void> | null): Promise<void>
 }
 
@@ -113,7 +113,7 @@ function closeQuietly (app: GuardedApp, cause: CloseCause, stopAccepting: Promis
  * included: it is logged at `debug` and counted. An app with `fatal: false`
  * is a *watcher*: the `unhandledRejection` listener exists for it too, and
  * with no fatal app registered, every other rejection gets Node's own
- * handling (lib/node-rejections.ts).
+ * handling (lib/shutdown/node-rejections.ts).
  */
 export class ProcessGuard {
   private readonly apps = new Set<GuardedApp>()

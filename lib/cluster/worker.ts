@@ -1,6 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify'
-import type { ClusterLogger, ResolvedClusterOptions } from './cluster-options.js'
-import { flushLog, processGuard } from './process-guard.js'
+import type { ClusterLogger, ResolvedClusterOptions } from './options.js'
+import { flushLog, processGuard } from '../shutdown/process-guard.js'
 
 /**
  * `startCluster()` in a worker: runs `start`. A worker that cannot start

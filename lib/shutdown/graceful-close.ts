@@ -2,10 +2,10 @@ import type { Http2Session } from 'node:http2'
 import { Server as NetServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { attempt } from './attempt.js'
-import { FINAL_FLUSH_MS, LATE_DRAIN_MS, STRAGGLER_SETTLE_MS } from './close-timing.js'
-import { ServerClosingError } from './errors.js'
-import type { RequestLifecycle } from './lifecycle.js'
-import { findInherited } from './fastify-internals.js'
+import { FINAL_FLUSH_MS, LATE_DRAIN_MS, STRAGGLER_SETTLE_MS } from './timing.js'
+import { ServerClosingError } from '../errors.js'
+import type { RequestLifecycle } from '../request/lifecycle.js'
+import { findInherited } from '../internals/lookup.js'
 import { answerGenerically } from './respond.js'
 import { InflightList } from './inflight.js'
 
@@ -221,7 +221,7 @@ export class GracefulClose {
    * Starts the close (once; later calls return the same promise), resolved
    * when closed or past the deadline. `stopAccepting`: when to close the
    * listener (a `startCluster()` worker that is the last one listening waits
-   * for its replacement, lib/cluster-protocol.ts); null: now.
+   * for its replacement, lib/cluster/protocol.ts); null: now.
    */
   close (cause: CloseCause, stopAccepting: Promise<void> | null = null): Promise<void> {
     if (this.done !== null) return this.done
@@ -242,7 +242,7 @@ export class GracefulClose {
   /**
    * Keeps accepting until the primary's word, past the grace period if it
    * must: until then this worker may be the last one listening, and the
-   * port would go unanswered without it (lib/cluster-protocol.ts). The
+   * port would go unanswered without it (lib/cluster/protocol.ts). The
    * primary bounds the wait (it releases the worker in time for its
    * killTimeout), and the word also comes if the channel closes. A time cap
    * here (5 s, or half the grace period) failed under CPU load: with busy

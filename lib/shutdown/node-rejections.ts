@@ -3,7 +3,7 @@ import { inspect } from 'node:util'
 /**
  * Node's own handling of an unhandled rejection, for when the plugin's
  * `unhandledRejection` listener (needed to keep its own cancellations from
- * crashing the process, lib/cancellations.ts) has switched it off: with a
+ * crashing the process, lib/shutdown/cancellations.ts) has switched it off: with a
  * listener installed, Node counts every rejection as handled. The modes and
  * what each does are Node's lib/internal/process/promises.js (the same in
  * Node 20 to 26).
