@@ -2,7 +2,8 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { bindGlobalDispatcher, type UndiciGlobals } from './upstream/auto-bind.js'
 import { AlreadyRegisteredError, InvalidOptionError } from './errors.js'
-import { FastifySignalInternals } from './internals/lookup.js'
+import { requestInternalsOf } from './internals/lookup.js'
+import { missingInternals, warnDegraded } from './internals/check.js'
 import { FatalApp } from './shutdown/fatal-app.js'
 import { GracefulClose } from './shutdown/graceful-close.js'
 import { createHooks } from './request/hooks.js'
@@ -47,7 +48,9 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   }
   const guard = processGuard()
   const fatalApp = fatal === null ? null : new FatalApp(fatal, graceful, counters, fastify.log)
-  const internals = new FastifySignalInternals()
+  // Learnt now, so a Fastify or pino that moved one says so at boot (lib/internals/table.ts).
+  const internals = requestInternalsOf(fastify)
+  warnDegraded(fastify.log, missingInternals(fastify, internals))
   // The interceptor finds the request through the same context as a crash.
   const asyncContext = fatal?.asyncContext === true || options.autoBind
   const hooks = createHooks(runtime, internals, {

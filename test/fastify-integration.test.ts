@@ -4,7 +4,7 @@ import Fastify, { type FastifyInstance } from 'fastify'
 import fp from 'fastify-plugin'
 import { request } from 'undici'
 import hangup, { ClientDisconnectedError } from '../lib/index.js'
-import { FastifySignalInternals } from '../lib/internals/lookup.js'
+import { learnRequestInternals } from '../lib/internals/lookup.js'
 import { createSignalGetter } from '../lib/request/signal.js'
 import { buildApp, listen, NEVER_MS, PATIENCE_MS, until } from './helpers/app.js'
 import { captureLogs } from './helpers/logs.js'
@@ -127,7 +127,7 @@ test('routes of a context registered before the plugin are followed too (Fastify
 
 test('a Fastify without a signal getter of its own gets a stable signal that never aborts', (t: TestContext) => {
   t.plan(4)
-  const internals = new FastifySignalInternals()
+  const internals = learnRequestInternals({})
   const getter = createSignalGetter(internals)
   const request = Object.create({}) as Record<symbol | string, unknown>
   const { kLifecycle } = require('../lib/request/lifecycle.js') as typeof import('../lib/request/lifecycle.js')
@@ -142,7 +142,7 @@ test('a Fastify without a signal getter of its own gets a stable signal that nev
 test('a Fastify getter that throws on the probe leaves no symbols learnt', (t: TestContext) => {
   t.plan(3)
   const proto = Object.defineProperty({}, 'signal', { get () { throw new Error('needs a real request') } })
-  const internals = new FastifySignalInternals().learn(Object.create(proto))
+  const internals = learnRequestInternals(proto)
   t.assert.strictEqual(typeof internals.getter, 'function')
   t.assert.strictEqual(internals.controller.description, 'fastify-hangup.no-controller')
   t.assert.strictEqual(internals.onAbort.description, 'fastify-hangup.no-onAbort')
@@ -237,7 +237,7 @@ test('bad input: garbage, a truncated body and a hang-up mid-headers crash nothi
 test('a Fastify getter that keeps its controller elsewhere leaves placeholders that no request carries', (t: TestContext) => {
   t.plan(3)
   const proto = Object.defineProperty({}, 'signal', { get () { return new AbortController().signal } })
-  const internals = new FastifySignalInternals().learn(Object.create(proto))
+  const internals = learnRequestInternals(proto)
   t.assert.strictEqual(typeof internals.getter, 'function')
   t.assert.strictEqual(internals.controller.description, 'fastify-hangup.no-controller')
   t.assert.strictEqual(internals.onAbort.description, 'fastify-hangup.no-onAbort')

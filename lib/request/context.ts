@@ -1,4 +1,6 @@
 import { AsyncLocalStorage } from 'node:async_hooks'
+import { processSingleton } from '../internals/lookup.js'
+import { PROCESS_SINGLETONS } from '../internals/table.js'
 import type { RequestLifecycle } from './lifecycle.js'
 
 /**
@@ -10,19 +12,9 @@ import type { RequestLifecycle } from './lifecycle.js'
  *
  * One storage per process, kept under a global symbol: the package ships CJS
  * and ESM, and an app that loads both copies must still have one store for
- * the one process-level handler to read.
+ * the one process-level handler to read (lib/internals/table.ts).
  */
-const kRequestContext = Symbol.for('fastify-hangup.request-context.v1')
-
-type GlobalSlot = typeof globalThis & { [kRequestContext]?: AsyncLocalStorage<RequestLifecycle> }
-
-function sharedStorage (): AsyncLocalStorage<RequestLifecycle> {
-  const slot = globalThis as GlobalSlot
-  slot[kRequestContext] ??= new AsyncLocalStorage<RequestLifecycle>()
-  return slot[kRequestContext]
-}
-
-export const requestContext = sharedStorage()
+export const requestContext = processSingleton(PROCESS_SINGLETONS.requestContext.key, () => new AsyncLocalStorage<RequestLifecycle>())
 
 /**
  * The live request of the current async context, or null. A request whose

@@ -1,6 +1,6 @@
 import type { FastifyError, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
 import { requestContext } from './context.js'
-import type { FastifySignalInternals } from '../internals/lookup.js'
+import type { RequestInternals } from '../internals/lookup.js'
 import { RequestLifecycle, watchResponse, kLifecycle, type Runtime } from './lifecycle.js'
 import type { ProcessGuard } from '../shutdown/process-guard.js'
 import { makeGeneric } from '../shutdown/respond.js'
@@ -37,7 +37,7 @@ export interface HookOptions {
  * premature abort of fastify/fastify#6725) and kept to clear Fastify's
  * timeout timer if the client leaves.
  */
-function adoptFastifyController (request: TrackedRequest, lifecycle: RequestLifecycle, symbols: FastifySignalInternals): void {
+function adoptFastifyController (request: TrackedRequest, lifecycle: RequestLifecycle, symbols: RequestInternals): void {
   const controller = request[symbols.controller]
   if (controller === undefined || controller === null) return
   lifecycle.adopt(controller as AbortController)
@@ -58,14 +58,14 @@ function escalates (isFatal: (error: Error, request: FastifyRequest) => boolean,
   }
 }
 
-export function createHooks (runtime: Runtime, internals: FastifySignalInternals, options: HookOptions): Hooks {
+export function createHooks (runtime: Runtime, internals: RequestInternals, options: HookOptions): Hooks {
   const { abortOnError, asyncContext, isFatal, guard } = options
 
   function onRequest (request: FastifyRequest, reply: FastifyReply, done: HookHandlerDoneFunction): void {
     const tracked = request as TrackedRequest
     const lifecycle = new RequestLifecycle(reply, runtime)
     tracked[kLifecycle] = lifecycle
-    adoptFastifyController(tracked, lifecycle, internals.learn(request))
+    adoptFastifyController(tracked, lifecycle, internals)
     watchResponse(lifecycle)
     // The rest of the request (the hooks, and for a request without a body
     // the handler) runs in this request's async context: whatever it

@@ -1,4 +1,4 @@
-import { kHangupGetter, type FastifySignalInternals } from '../internals/lookup.js'
+import { kHangupGetter, type RequestInternals } from '../internals/lookup.js'
 import type { FastifyRequest } from 'fastify'
 import type { TrackedRequest } from './hooks.js'
 import { kLifecycle } from './lifecycle.js'
@@ -13,11 +13,11 @@ const kUntracked = Symbol('fastify-hangup.untracked')
  * that runs before this plugin's. The controller such an early read creates
  * is adopted (and its defect removed) once this plugin's hook runs.
  */
-export function createSignalGetter (internals: FastifySignalInternals): (this: FastifyRequest) => AbortSignal {
+export function createSignalGetter (internals: RequestInternals): (this: FastifyRequest) => AbortSignal {
   function getSignal (this: FastifyRequest): AbortSignal {
     const lifecycle = (this as TrackedRequest)[kLifecycle]
     if (lifecycle !== null) return lifecycle.signal()
-    const fastifyGetter = internals.learn(this).getter
+    const fastifyGetter = internals.getter
     if (fastifyGetter !== undefined) return fastifyGetter.call(this) as AbortSignal
     return untrackedSignal(this as TrackedRequest)
   }

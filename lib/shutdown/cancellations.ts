@@ -1,5 +1,7 @@
 import type { FastifyBaseLogger } from 'fastify'
 import type { Counters } from '../stats.js'
+import { processSingleton } from '../internals/lookup.js'
+import { PROCESS_SINGLETONS } from '../internals/table.js'
 
 /** What a cancellation's app gives the guard: where to count it and log it (a request's `Runtime`). */
 export interface CancellationOwner {
@@ -69,15 +71,10 @@ class Stamp extends Returning {
 /**
  * The readers of every copy of this module in the process (CJS and ESM):
  * a copy's private fields are its own, and the one process guard must read
- * the marks of both.
+ * the marks of both (lib/internals/table.ts).
  */
-const kReaders = Symbol.for('fastify-hangup.cancellation-readers.v1')
-
-type GlobalSlot = typeof globalThis & { [kReaders]?: Array<(target: object) => Cancellation | undefined> }
-
 function sharedReaders (): Array<(target: object) => Cancellation | undefined> {
-  const slot = globalThis as GlobalSlot
-  const readers = slot[kReaders] ??= []
+  const readers = processSingleton<Array<(target: object) => Cancellation | undefined>>(PROCESS_SINGLETONS.cancellationReaders.key, () => [])
   readers.push((target) => Stamp.read(target))
   return readers
 }

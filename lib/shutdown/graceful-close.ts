@@ -1,11 +1,10 @@
 import type { Http2Session } from 'node:http2'
-import { Server as NetServer } from 'node:net'
 import type { FastifyInstance } from 'fastify'
 import { attempt } from './attempt.js'
 import { FINAL_FLUSH_MS, LATE_DRAIN_MS, STRAGGLER_SETTLE_MS } from './timing.js'
 import { ServerClosingError } from '../errors.js'
 import type { RequestLifecycle } from '../request/lifecycle.js'
-import { findInherited } from '../internals/lookup.js'
+import { serverBindings, stopListening } from '../internals/lookup.js'
 import { answerGenerically } from './respond.js'
 import { InflightList } from './inflight.js'
 
@@ -37,12 +36,11 @@ function noop (): void {}
 
 /**
  * The servers of Fastify's extra bindings (`listen({ host: 'localhost' })`
- * binds 127.0.0.1 and ::1), kept under a symbol Fastify does not export; found
- * by its description, and none if a Fastify version names it otherwise.
+ * binds 127.0.0.1 and ::1), kept under a symbol Fastify does not export
+ * (lib/internals/table.ts); none if a Fastify version keeps them elsewhere.
  */
 export function secondaryServers (fastify: FastifyInstance): ClosableServer[] {
-  // An encapsulated instance inherits the root's slot through its prototype.
-  return findInherited<ClosableServer[]>(fastify, 'fastify.serverBindings') ?? []
+  return serverBindings<ClosableServer>(fastify) ?? []
 }
 
 /** The parts of an HTTP/1.x response the drain's `Connection: close` uses. */
@@ -301,18 +299,16 @@ export class GracefulClose {
 
   /**
    * Stops accepting. For HTTP/1, `net.Server#close`, not the HTTP server's
-   * own `close()`: since Node 19 that also closes every idle connection at
-   * once (nodejs/node#41578), which resets the requests clients are sending
-   * on them; here they get IDLE_WINDOW_MS. Fastify's own close later runs
-   * the HTTP server's `close()` (it stops the connections-checking timer).
-   * HTTP/2 keeps its own close: its sessions get GOAWAY, which no request
-   * races.
+   * own `close()` (`stopListening`, lib/internals/lookup.ts): idle
+   * connections get IDLE_WINDOW_MS. Fastify's own close later runs the HTTP
+   * server's `close()` (it stops the connections-checking timer). HTTP/2
+   * keeps its own close: its sessions get GOAWAY, which no request races.
    */
   private closeListener (server: ClosableServer, callback: () => void): void {
     if (this.http2) {
       server.close(callback)
     } else {
-      NetServer.prototype.close.call(server as unknown as NetServer, callback)
+      stopListening(server, callback)
     }
   }
 

@@ -4,7 +4,8 @@ import { findCancellation } from './cancellations.js'
 import { LOG_FLUSH_MS } from './timing.js'
 import { disconnectFromPrimary, exitHandshake, notifyPrimary } from '../cluster/protocol.js'
 import { currentRequest } from '../request/context.js'
-import { findInherited } from '../internals/lookup.js'
+import { pinoStream, processSingleton } from '../internals/lookup.js'
+import { PROCESS_SINGLETONS } from '../internals/table.js'
 import type { CloseCause } from './graceful-close.js'
 import type { RequestLifecycle } from '../request/lifecycle.js'
 import { actAsNode, crashAsNode, rejectionsMode, type RejectionsMode } from './node-rejections.js'
@@ -48,7 +49,7 @@ const MESSAGES: Record<FatalOrigin, string> = {
  * else's when the guard asks whether anyone else handles an error (a guard
  * of another version of the package would carry it too).
  */
-const kGuardListener = Symbol.for('fastify-hangup.guard-listener')
+const kGuardListener = PROCESS_SINGLETONS.guardListener.key
 
 /** True when a listener for `event` other than a guard's is installed: that one handles it, as far as Node is concerned. */
 function othersListen (event: 'uncaughtException' | 'unhandledRejection'): boolean {
@@ -72,9 +73,8 @@ interface PlainStream {
  */
 export function flushLog (log: FastifyBaseLogger): Promise<void> {
   const flush = (log as { flush?: (callback: (error?: Error) => void) => void }).flush
-  // pino's destination, under a symbol pino does not export; a child
-  // logger inherits it from its parent.
-  const stream = findInherited<PlainStream>(log, 'pino.stream')
+  // pino's destination, under a symbol pino does not export (lib/internals/table.ts).
+  const stream = pinoStream<PlainStream>(log)
   const plain = stream !== undefined && typeof stream.flush !== 'function' && typeof stream.write === 'function'
   if (typeof flush !== 'function' && !plain) return Promise.resolve()
   return new Promise((resolve) => {
@@ -326,11 +326,7 @@ export class ProcessGuard {
   }
 }
 
-const kGuard = Symbol.for('fastify-hangup.process-guard.v1')
-
 /** The one guard of the process, shared by every copy of the package (CJS and ESM). */
 export function processGuard (): ProcessGuard {
-  const slot = globalThis as typeof globalThis & { [kGuard]?: ProcessGuard }
-  slot[kGuard] ??= new ProcessGuard()
-  return slot[kGuard]
+  return processSingleton(PROCESS_SINGLETONS.processGuard.key, () => new ProcessGuard())
 }

@@ -1,4 +1,5 @@
 import { interceptor } from './interceptor.js'
+import { PROCESS_SINGLETONS } from '../internals/table.js'
 
 /** The parts of undici `autoBind` uses: the user's copy (a peer dependency), so theirs is what gets bound. */
 export interface UndiciGlobals {
@@ -21,9 +22,9 @@ interface Binding {
 /**
  * One binding per process, under a global symbol like the request context:
  * two apps with `autoBind` (or both copies of the package) compose the
- * interceptor once, so each call is bound once.
+ * interceptor once, so each call is bound once (lib/internals/table.ts).
  */
-const kBinding = Symbol.for('fastify-hangup.auto-bind.v1')
+const kBinding = PROCESS_SINGLETONS.autoBind.key
 
 type GlobalSlot = typeof globalThis & { [kBinding]?: Binding }
 
