@@ -3,7 +3,7 @@ import { EventEmitter, once } from 'node:events'
 import Fastify from 'fastify'
 import fp from 'fastify-plugin'
 import { request } from 'undici'
-import hangup, { ClientDisconnectedError } from '../lib/index.js'
+import hangup, { ClientDisconnectedError, ResponseDestroyedError } from '../lib/index.js'
 import { phaseOf, RequestLifecycle, watchResponse, type RawRequest, type RawResponse, type Runtime } from '../lib/request/lifecycle.js'
 import { Counters } from '../lib/stats.js'
 import { buildApp, listen, until } from './helpers/app.js'
@@ -130,6 +130,58 @@ test('watchResponse counts the request in flight until its response closes', (t:
   ;(res as unknown as EventEmitter).emit('close')
   t.assert.strictEqual(runtime.counters.inflight, 0)
   t.assert.strictEqual(runtime.counters.handler, 1)
+})
+
+test('markFatal: the request turns fatal and aborts with the error, whose first reason stays; on a request already over, a signal first read after says the error', (t: TestContext) => {
+  t.plan(7)
+  const error = new Error('boom')
+  const live = lifecycleOf(fakeReq(), fakeRes(), fakeRuntime())
+  const signal = live.signal()
+  t.assert.strictEqual(live.fatal, false)
+  live.markFatal(error)
+  t.assert.strictEqual(live.fatal, true)
+  t.assert.strictEqual(signal.reason, error)
+  live.markFatal(new Error('second'))
+  t.assert.strictEqual(signal.reason, error, 'the first reason stays')
+  const res = fakeRes({ writableEnded: true })
+  const over = lifecycleOf(fakeReq(), res, fakeRuntime())
+  watchResponse(over)
+  ;(res as unknown as EventEmitter).emit('close')
+  t.assert.strictEqual(over.closed, true)
+  over.markFatal(error)
+  t.assert.strictEqual(over.fatal, true)
+  t.assert.strictEqual(over.signal().reason, error)
+})
+
+test('markFailed: a response cut mid-body after an error is the server\'s cut, not a hang-up', (t: TestContext) => {
+  t.plan(4)
+  for (const failed of [false, true]) {
+    const runtime = fakeRuntime()
+    // The client's FIN is in: without the error, the cut is a hang-up.
+    const lifecycle = lifecycleOf(fakeReq({ socket: { destroyed: true, readableEnded: true } }), fakeRes({ headersSent: true }), runtime)
+    const signal = lifecycle.signal()
+    if (failed) lifecycle.markFailed()
+    lifecycle.onClose()
+    t.assert.ok(failed ? signal.reason instanceof ResponseDestroyedError : signal.reason instanceof ClientDisconnectedError)
+    t.assert.strictEqual(runtime.counters.snapshot().disconnects.response, failed ? 0 : 1)
+  }
+})
+
+test('adoptTimeout: Fastify\'s close listener leaves the request, and runs only when the client leaves', (t: TestContext) => {
+  t.plan(4)
+  for (const clientLeaves of [false, true]) {
+    const req = fakeReq()
+    const res = fakeRes()
+    let calls = 0
+    const onAbort = (): void => { calls++ }
+    req.on('close', onAbort)
+    const lifecycle = lifecycleOf(req, res, fakeRuntime())
+    lifecycle.adoptTimeout(onAbort)
+    t.assert.strictEqual((req as unknown as EventEmitter).listenerCount('close'), 0)
+    if (!clientLeaves) Object.assign(res, { writableEnded: true })
+    lifecycle.onClose()
+    t.assert.strictEqual(calls, clientLeaves ? 1 : 0)
+  }
 })
 
 test('HTTP/1.1 pipelining: queued requests abort when the client leaves, and complete untouched when it stays', async (t: TestContext) => {

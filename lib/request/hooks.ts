@@ -42,10 +42,7 @@ function adoptFastifyController (request: TrackedRequest, lifecycle: RequestLife
   if (controller === undefined || controller === null) return
   lifecycle.adopt(controller as AbortController)
   const onAbort = request[symbols.onAbort]
-  if (typeof onAbort === 'function') {
-    lifecycle.req.removeListener('close', onAbort as () => void)
-    lifecycle.timeoutCleanup = onAbort as () => void
-  }
+  if (typeof onAbort === 'function') lifecycle.adoptTimeout(onAbort as () => void)
 }
 
 /** A user's `isFatal` that throws says nothing: the error stays an ordinary one. */
@@ -104,7 +101,7 @@ export function createHooks (runtime: Runtime, internals: RequestInternals, opti
     } else if (lifecycle != null) {
       // Fastify destroys a response whose headers are out when an error
       // reaches it: that cut is the server's, whatever abortOnError says.
-      lifecycle.failed = true
+      lifecycle.markFailed()
       if (isFatal !== null && guard !== null && !lifecycle.fatal && escalates(isFatal, error, request)) {
         guard.fatal(error, 'isFatal', lifecycle, false)
       } else if (abortOnError) {

@@ -132,29 +132,41 @@ function responseIsDead (req: RawRequest, res: RawResponse): boolean {
  * and one `'close'` listener on its response. What happened before the first
  * read (a hang-up, a sent response) is kept in `phase` / `responded` and
  * replayed when the controller is created (fastify/fastify#7033, docs/internals.md#early-hangup).
+ *
+ * Its state is its own: the hooks, the process guard and the graceful close
+ * change it through the methods that say why (`adopt`, `adoptTimeout`,
+ * `markFailed`, `markFatal`, `abort`, `bind`), and read it through getters.
+ * TypeScript `private`, not `#`: one of these is allocated per request, and
+ * `private` compiles to the plain fields it was. The one exception is
+ * `prev`/`next`, the links of the list of requests in flight.
  */
 export class RequestLifecycle {
-  controller: AbortController | null = null
+  private controller: AbortController | null = null
   /** The phase of the client's hang-up; null while the client is there. */
-  phase: DisconnectPhase | null = null
+  private phase: DisconnectPhase | null = null
   /** The response finished (`end()` was called) and closed. */
-  responded = false
-  closed = false
+  private responded = false
+  private responseClosed = false
   /** Fastify's handler-timeout clean-up (clears its timer), when the route has one. */
-  timeoutCleanup: (() => void) | null = null
+  private timeoutCleanup: (() => void) | null = null
   /** Set when this request raised a fatal error: its answer is the generic 500. */
-  fatal = false
+  private raisedFatal = false
   /** An error went through Fastify's error path (not a hang-up's aftermath): a cut after it is the server's. */
-  failed = false
+  private failed = false
   /**
    * Upstream calls bound to this request that have not ended. They are
    * cancelled directly, not through the signal: binding a call must not
    * create the request's AbortController (bench/upstream-call.js).
    */
-  calls: Set<BoundWork> | null = null
+  private calls: Set<BoundWork> | null = null
   /** The reason of the first abort that had something to stop: replayed to work bound later. */
   private reason: unknown = undefined
-  /** Neighbours in the app's list of requests in flight (lib/shutdown/inflight.ts). */
+  /**
+   * Neighbours in the app's list of requests in flight: read and written by
+   * lib/shutdown/inflight.ts only. Public because the list is intrusive (a
+   * list of its own nodes, or a Set, would cost an allocation or an identity
+   * hash per request, on the path every request takes).
+   */
   prev: RequestLifecycle | null = null
   next: RequestLifecycle | null = null
   readonly req: RawRequest
@@ -168,9 +180,26 @@ export class RequestLifecycle {
     this.log = reply.request.log
   }
 
+  /** The response closed (finished or not): the request is over. */
+  get closed (): boolean {
+    return this.responseClosed
+  }
+
+  /** This request raised a fatal error (`markFatal`): its answer is the generic 500. */
+  get fatal (): boolean {
+    return this.raisedFatal
+  }
+
+  /** Whether the AbortController exists: `request.signal` was read, or Fastify's was adopted. */
+  get signalCreated (): boolean {
+    return this.controller !== null
+  }
+
   /**
    * Adopts an existing controller (Fastify's handler-timeout one). Fastify
    * aborts it itself on timeout: that abort must reach the bound calls too.
+   * From `onRequest`, before the response is watched, so before any read of
+   * the plugin's signal.
    */
   adopt (controller: AbortController): void {
     const signal = controller.signal
@@ -181,6 +210,37 @@ export class RequestLifecycle {
       this.record(signal.reason)
       this.cancelCalls(signal.reason)
     }, { once: true })
+  }
+
+  /**
+   * Takes Fastify's `'close'` listener off the request (it is the premature
+   * abort of fastify/fastify#6725), and keeps it: it also clears Fastify's
+   * handler-timeout timer, and is called when the client really left. From
+   * `onRequest`, with `adopt`.
+   */
+  adoptTimeout (onAbort: () => void): void {
+    this.req.removeListener('close', onAbort)
+    this.timeoutCleanup = onAbort
+  }
+
+  /**
+   * An error went through Fastify's error path while the client was there:
+   * a response cut after this is the server's, not a hang-up. Idempotent.
+   */
+  markFailed (): void {
+    this.failed = true
+  }
+
+  /**
+   * This request raised a fatal error: `fatal` turns true (the `onSend`
+   * hook swaps in the generic 500) and the request aborts with the error, as
+   * `abort` does. On a request already over as well: nothing is left to
+   * stop, but its reason is kept as `abort` keeps it. Idempotent; the first
+   * abort's reason stays.
+   */
+  markFatal (error: unknown): void {
+    this.raisedFatal = true
+    this.abort(error)
   }
 
   signal (): AbortSignal {
@@ -290,8 +350,8 @@ export class RequestLifecycle {
   }
 
   private settle (clientReset: boolean): void {
-    if (this.closed) return
-    this.closed = true
+    if (this.responseClosed) return
+    this.responseClosed = true
     this.runtime.counters.inflight--
     this.runtime.close?.delete(this)
     const res = this.res
@@ -322,7 +382,7 @@ export class RequestLifecycle {
    */
   clientGone (): boolean {
     if (this.phase !== null) return true
-    if (this.closed || !responseIsDead(this.req, this.res)) return false
+    if (this.responseClosed || !responseIsDead(this.req, this.res)) return false
     this.onClose()
     return this.phase !== null
   }

@@ -37,8 +37,7 @@ export class FatalApp implements GuardedApp {
   fault (error: unknown, lifecycle: RequestLifecycle | null, answer: boolean): void {
     this.counters.fatal++
     if (lifecycle === null) return
-    lifecycle.fatal = true
-    lifecycle.abort(error)
+    lifecycle.markFatal(error)
     if (answer) answerGenerically(lifecycle.reply, 500, lifecycle.endsConnection())
   }
 
