@@ -236,8 +236,10 @@ test(`a pino-like logger without ${stream.name}: the warning says the last lines
 })
 
 test('missingInternals: what a fake app lacks; no request.signal getter, no pino, an HTTP/2 server are no misses', (t: TestContext) => {
-  t.plan(4)
-  const none = learnRequestInternals(null)
+  t.plan(5)
+  // An app without Fastify's request class: nothing learnt.
+  const none = requestInternalsOf({})
+  t.assert.deepStrictEqual(none, learnRequestInternals(null))
   t.assert.deepStrictEqual(missingInternals({ server: new NetServer(), log: {}, initialConfig: {} }, none), [requestClass, bindings])
   t.assert.deepStrictEqual(missingInternals({ server: {}, log: {}, initialConfig: {} }, none), [requestClass, bindings, netServerClose])
   t.assert.deepStrictEqual(missingInternals({ server: {}, log: {}, initialConfig: { http2: true } }, none), [requestClass, bindings])
