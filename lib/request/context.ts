@@ -67,13 +67,11 @@ let scopedEnter: boolean | undefined
 /**
  * Runs `next` (the rest of the request: Fastify's `done`) in the request's
  * context. A request already in it (a body-less request re-entering before
- * validation) costs a read.
+ * validation) costs a read: `run()` checks that itself.
  */
 export function enterRequest (lifecycle: RequestLifecycle, next: () => void): void {
-  if (requestContext.getStore() === lifecycle) {
-    next()
-  } else if (scopedEnter ??= enterIsScoped()) {
-    requestContext.enterWith(lifecycle)
+  if (scopedEnter ??= enterIsScoped()) {
+    if (requestContext.getStore() !== lifecycle) requestContext.enterWith(lifecycle)
     next()
   } else {
     requestContext.run(lifecycle, next)
