@@ -70,7 +70,8 @@ let scopedEnter: boolean | undefined
  * validation) costs a read: `run()` checks that itself.
  */
 export function enterRequest (lifecycle: RequestLifecycle, next: () => void): void {
-  if (scopedEnter ??= enterIsScoped()) {
+  scopedEnter ??= enterIsScoped()
+  if (scopedEnter) {
     if (requestContext.getStore() !== lifecycle) requestContext.enterWith(lifecycle)
     next()
   } else {
