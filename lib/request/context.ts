@@ -52,7 +52,7 @@ export function currentRequest (): RequestLifecycle | null {
  * disabled at once: on async_hooks, enabling the shared one would cost every
  * app in the process, with or without a context.
  */
-function enterIsScoped (): boolean {
+export function enterIsScoped (): boolean {
   const probe = new AsyncLocalStorage<object>()
   const resource = new AsyncResource('fastify-hangup.probe')
   const mark = {}
@@ -62,19 +62,29 @@ function enterIsScoped (): boolean {
   return scoped
 }
 
-let scopedEnter: boolean | undefined
+/** Where `enterWith()` is scoped: one frame, and a request already entered costs a read. */
+export function enterByFrame (lifecycle: RequestLifecycle, next: () => void): void {
+  if (requestContext.getStore() !== lifecycle) requestContext.enterWith(lifecycle)
+  next()
+}
+
+/** Elsewhere: `run()` (which itself skips a store already entered). */
+export function enterByRun (lifecycle: RequestLifecycle, next: () => void): void {
+  requestContext.run(lifecycle, next)
+}
+
+/** The way to enter for a process whose `enterWith()` is (or is not) scoped to its callback. */
+export function chooseEnter (scoped: boolean): typeof enterByRun {
+  return scoped ? enterByFrame : enterByRun
+}
+
+let enter: typeof enterByRun | null = null
 
 /**
  * Runs `next` (the rest of the request: Fastify's `done`) in the request's
- * context. A request already in it (a body-less request re-entering before
- * validation) costs a read: `run()` checks that itself.
+ * context, the cheapest way this process allows (chosen on first use).
  */
 export function enterRequest (lifecycle: RequestLifecycle, next: () => void): void {
-  scopedEnter ??= enterIsScoped()
-  if (scopedEnter) {
-    if (requestContext.getStore() !== lifecycle) requestContext.enterWith(lifecycle)
-    next()
-  } else {
-    requestContext.run(lifecycle, next)
-  }
+  enter ??= chooseEnter(enterIsScoped())
+  enter(lifecycle, next)
 }
