@@ -26,6 +26,8 @@
 //               not. An app that uses autoBind calls
 //               upstreams with undici, so it has it loaded anyway:
 //               autobind vs bare-undici is the plugin's own share
+//   plugin-undici the defaults, with undici loaded: autobind vs plugin-undici
+//               is what autoBind adds beyond the defaults, undici aside
 // Every variant with `fatal` on installs SIGINT/SIGTERM handlers in its
 // process: a SIGTERM closes the app gracefully and exits 0.
 // Routes:
@@ -46,7 +48,8 @@ const VARIANTS = {
   'no-fatal': async (app) => { await app.register(loadPlugin(), { fatal: false }) },
   'no-context': async (app) => { await app.register(loadPlugin(), { fatal: { asyncContext: false } }) },
   autobind: async (app) => { await app.register(loadPlugin(), { autoBind: true }) },
-  'bare-undici': async () => { require('undici') }
+  'bare-undici': async () => { require('undici') },
+  'plugin-undici': async (app) => { require('undici'); await app.register(loadPlugin()) }
 }
 
 async function buildApp (variant) {

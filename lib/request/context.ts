@@ -1,4 +1,4 @@
-import { AsyncLocalStorage } from 'node:async_hooks'
+import { AsyncLocalStorage, AsyncResource } from 'node:async_hooks'
 import { processSingleton } from '../internals/lookup.js'
 import { PROCESS_SINGLETONS } from '../internals/table.js'
 import type { RequestLifecycle } from './lifecycle.js'
@@ -26,4 +26,57 @@ export const requestContext = processSingleton(PROCESS_SINGLETONS.requestContext
 export function currentRequest (): RequestLifecycle | null {
   const lifecycle = requestContext.getStore()
   return lifecycle === undefined || lifecycle.closed ? null : lifecycle
+}
+
+/**
+ * Whether `enterWith()` lasts only until the callback that calls it returns.
+ * With AsyncContextFrame (the default from Node 24, and Node 22 with
+ * `--experimental-async-context-frame`) every callback Node makes (an HTTP
+ * parser's, a timer's, a tick's) restores on return the frame it found:
+ * entering a request's context in its `onRequest` hook then covers the rest
+ * of that request's synchronous processing and whatever it schedules, as
+ * `run()` does, with one frame instead of two (`run()` builds a second one to
+ * leave). With the async_hooks implementation (Node 20 and 22) the store
+ * sticks to the current async resource, the connection's parser, and would
+ * leak into the next request on the connection: `run()` there.
+ *
+ * Found by behaviour, not by version, with a storage of its own that is
+ * disabled at once: on async_hooks, enabling the shared one would cost every
+ * app in the process, with or without a context.
+ */
+export function enterIsScoped (): boolean {
+  const probe = new AsyncLocalStorage<object>()
+  const resource = new AsyncResource('fastify-hangup.probe')
+  const mark = {}
+  resource.runInAsyncScope(() => probe.enterWith(mark))
+  const scoped = resource.runInAsyncScope(() => probe.getStore()) !== mark
+  probe.disable()
+  return scoped
+}
+
+/** Where `enterWith()` is scoped: one frame, and a request already entered costs a read. */
+export function enterByFrame (lifecycle: RequestLifecycle, next: () => void): void {
+  if (requestContext.getStore() !== lifecycle) requestContext.enterWith(lifecycle)
+  next()
+}
+
+/** Elsewhere: `run()` (which itself skips a store already entered). */
+export function enterByRun (lifecycle: RequestLifecycle, next: () => void): void {
+  requestContext.run(lifecycle, next)
+}
+
+/** The way to enter for a process whose `enterWith()` is (or is not) scoped to its callback. */
+export function chooseEnter (scoped: boolean): typeof enterByRun {
+  return scoped ? enterByFrame : enterByRun
+}
+
+let enter: typeof enterByRun | null = null
+
+/**
+ * Runs `next` (the rest of the request: Fastify's `done`) in the request's
+ * context, the cheapest way this process allows (chosen on first use).
+ */
+export function enterRequest (lifecycle: RequestLifecycle, next: () => void): void {
+  enter ??= chooseEnter(enterIsScoped())
+  enter(lifecycle, next)
 }

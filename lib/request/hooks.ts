@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyReply, FastifyRequest, HookHandlerDoneFunction } from 'fastify'
-import { requestContext } from './context.js'
+import { enterRequest } from './context.js'
 import type { RequestInternals } from '../internals/lookup.js'
 import { RequestLifecycle, watchResponse, kLifecycle, type Runtime } from './lifecycle.js'
 import type { ProcessGuard } from '../shutdown/process-guard.js'
@@ -68,7 +68,7 @@ export function createHooks (runtime: Runtime, internals: RequestInternals, opti
     // the handler) runs in this request's async context: whatever it
     // schedules carries the context into an uncaught error.
     if (asyncContext) {
-      requestContext.run(lifecycle, done)
+      enterRequest(lifecycle, done)
     } else {
       done()
     }
@@ -82,7 +82,7 @@ export function createHooks (runtime: Runtime, internals: RequestInternals, opti
    */
   function preValidation (request: FastifyRequest, _reply: FastifyReply, done: HookHandlerDoneFunction): void {
     // Never null here: this hook and onRequest are added together.
-    requestContext.run((request as TrackedRequest)[kLifecycle] as RequestLifecycle, done)
+    enterRequest((request as TrackedRequest)[kLifecycle] as RequestLifecycle, done)
   }
 
   /**
