@@ -8,6 +8,7 @@ import type { RequestLifecycle } from '../request/lifecycle.js'
 import { findInherited } from '../internals/lookup.js'
 import { answerGenerically } from './respond.js'
 import { InflightList } from './inflight.js'
+import { publishClosing } from '../events/channels.js'
 
 /** What started a graceful close. */
 export type CloseCause = 'fatal' | 'signal' | 'shutdown'
@@ -236,6 +237,7 @@ export class GracefulClose {
       this.stopAcceptingWhen(stopAccepting)
     }
     this.checkDrained()
+    publishClosing(cause)
     return this.done
   }
 

@@ -4,6 +4,7 @@ import { findCancellation } from './cancellations.js'
 import { LOG_FLUSH_MS } from './timing.js'
 import { disconnectFromPrimary, exitHandshake, notifyPrimary } from '../cluster/protocol.js'
 import { currentRequest } from '../request/context.js'
+import { publishFatal } from '../events/channels.js'
 import { findInherited } from '../internals/lookup.js'
 import type { CloseCause } from './graceful-close.js'
 import type { RequestLifecycle } from '../request/lifecycle.js'
@@ -235,6 +236,8 @@ export class ProcessGuard {
     // The request's logger carries its id; apps may all be closed already
     // when a late error comes during the exit's log flush.
     attempt(() => (ownLifecycle ?? apps[0])?.log.fatal({ err: error }, message))
+    // Once per error for the whole process, before the close it starts.
+    attempt(() => publishFatal(error, ownLifecycle === null ? null : ownLifecycle.reply.request))
     // Stop accepting before answering: a client that reads the 500 must
     // find the listener closed, not win a race with it.
     if (this.closing === null) attempt(() => this.startClose('fatal', ownLifecycle?.reply.request.id))
