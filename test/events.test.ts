@@ -262,9 +262,9 @@ test('closing: shutdown() is cause shutdown, a stop signal is cause signal; once
   await within(Promise.all([byHand.hangup.shutdown(), byHand.hangup.shutdown()]), PATIENCE_MS, 'the close by hand')
   t.assert.deepStrictEqual(closings.messages.map((m) => ({ ...m })), [{ cause: 'shutdown' }])
 
-  const { app: signalled } = await buildApp(t, { fatal: { ...inProcess, signals: ['SIGUSR2'] } })
+  const { app: signalled } = await buildApp(t, { fatal: { ...inProcess, signals: ['SIGHUP'] } })
   await signalled.ready()
-  process.emit('SIGUSR2', 'SIGUSR2')
+  process.emit('SIGHUP', 'SIGHUP')
   await closings.count(2)
   await within(signalled.close(), PATIENCE_MS, 'the signalled app to close')
   t.assert.deepStrictEqual(closings.messages.map((m) => ({ ...m })), [{ cause: 'shutdown' }, { cause: 'signal' }])
