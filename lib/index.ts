@@ -12,6 +12,7 @@ import { FATAL_DEFAULTS, resolveOptions, type FastifyHangupOptions } from './opt
 import { processGuard } from './shutdown/process-guard.js'
 import { createSignalGetter } from './request/signal.js'
 import { Counters, type HangupStats } from './stats.js'
+import { publishFatal } from './events/channels.js'
 
 /** `fastify.hangup`: the plugin's state for this app. */
 export interface HangupDecorator {
@@ -68,6 +69,7 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
     } else if (error !== undefined) {
       counters.fatal++
       fastify.log.fatal({ err: error }, 'shutdown with an error: closing gracefully')
+      publishFatal(error, null)
     }
     return graceful.close(error === undefined ? 'shutdown' : 'fatal')
   }
@@ -141,3 +143,6 @@ export { ClientDisconnectedError, ResponseSentError, ResponseDestroyedError, Ser
 export type { DisconnectPhase } from './errors.js'
 export type { FastifyHangupOptions, FatalOptions, DisconnectLogLevel } from './options.js'
 export type { HangupStats } from './stats.js'
+export { channels } from './events/channels.js'
+export type { HangupEvent, CancelEvent, FatalEvent, ClosingEvent, CancelClient } from './events/channels.js'
+export type { CloseCause } from './shutdown/graceful-close.js'

@@ -78,3 +78,34 @@ test('the CJS and the ESM copy share one set of process listeners and one reques
   `])
   t.assert.strictEqual(out, 'false 0,0 1,1 0,0')
 })
+
+test('channels: the diagnostics_channel names, the same from the source, require and import', (t: TestContext) => {
+  const names = { hangup: 'fastify-hangup:hangup', cancel: 'fastify-hangup:cancel', fatal: 'fastify-hangup:fatal', closing: 'fastify-hangup:closing' }
+  t.assert.deepStrictEqual({ ...api.channels }, names)
+  const line = 'console.log(JSON.stringify(h.channels))'
+  t.assert.deepStrictEqual(JSON.parse(run(['-e', `const h = require('fastify-hangup'); ${line}`])), names)
+  t.assert.deepStrictEqual(JSON.parse(run(['--input-type=module', '-e', `import * as h from 'fastify-hangup'; ${line}`])), names)
+})
+
+// Channels are process-global by name: a subscriber hears both copies.
+test('the CJS and the ESM copy publish to the same subscribers', (t: TestContext) => {
+  t.plan(1)
+  const out = run(['--input-type=module', '-e', `
+    import { subscribe } from 'node:diagnostics_channel'
+    import { createRequire } from 'node:module'
+    import Fastify from 'fastify'
+    import esm, { channels } from 'fastify-hangup'
+    const cjs = createRequire(process.cwd() + '/')('fastify-hangup')
+    const causes = []
+    subscribe(channels.closing, ({ cause }) => causes.push(cause))
+    const a = Fastify()
+    const b = Fastify()
+    await a.register(esm, { fatal: false })
+    await b.register(cjs, { fatal: false })
+    await Promise.all([a.ready(), b.ready()])
+    await a.hangup.shutdown()
+    await b.hangup.shutdown()
+    console.log(causes.join(' '))
+  `])
+  t.assert.strictEqual(out, 'shutdown shutdown')
+})

@@ -26,8 +26,10 @@ interface Example {
  * name: the built package) on port 0, and waits until it listens. The child
  * is killed when the test ends.
  */
-async function startExample (t: TestContext, file: string, env: Record<string, string> = {}, { kill = 'child' } = {}): Promise<Example> {
-  const child = spawn(process.execPath, [join(root, 'examples', file)], {
+async function startExample (t: TestContext, file: string, env: Record<string, string> = {}, { kill = 'child', preload = '' } = {}): Promise<Example> {
+  // `preload`: an example loaded first with --import, as its page says to.
+  const args = preload === '' ? [] : ['--import', `./examples/${preload}`]
+  const child = spawn(process.execPath, [...args, join(root, 'examples', file)], {
     cwd: root,
     env: { ...process.env, PORT: '0', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -142,12 +144,76 @@ test('npm run demo:crash: three crashes under load, each answered 500, each work
   t.assert.match(out, /all workers exited: the primary exits 0/)
 })
 
+/** The port of the first server the example logs listening other than `port` (its second server). */
+async function otherPort (example: Example): Promise<number> {
+  const other = (line: string): boolean => LISTENING.test(line) && Number(LISTENING.exec(line)?.[1]) !== example.port
+  await until(() => example.lines.some(other), 'the second server to listen')
+  return Number(LISTENING.exec(example.lines.find(other) as string)?.[1])
+}
+
+// examples/prometheus.mjs is docs/events.md's Prometheus recipe, run as pasted.
+test('the Prometheus recipe (docs/events.md): hang-ups by phase and route, cancelled calls by reason, requests in flight, fatal errors', async (t: TestContext) => {
+  const slow = await startUpstream({ delayMs: NEVER_MS })
+  t.after(() => slow.close())
+  const served = await startExample(t, 'prometheus.mjs', { UPSTREAM: slow.url, METRICS_PORT: '0' })
+  const metrics = `http://127.0.0.1:${await otherPort(served)}/metrics`
+  const scrape = async (): Promise<string> => await (await request(metrics)).body.text()
+  const sample = (text: string, name: string): number | undefined => {
+    const line = text.split('\n').find((l) => l.startsWith(`${name} `))
+    return line === undefined ? undefined : Number(line.slice(name.length + 1))
+  }
+
+  await hangUpWhenCalled(t, served.port, { path: '/search' }, slow)
+  t.assert.strictEqual((await slow.closed(1)).closedEarly, true)
+  // One request left in flight, waiting on the upstream.
+  const leave = new AbortController()
+  const inFlight = request(`http://127.0.0.1:${served.port}/search`, { signal: leave.signal }).catch(() => {})
+  await until(() => slow.received() === 2, 'the second call to reach the upstream')
+  const before = await scrape()
+  t.assert.strictEqual(sample(before, 'http_client_hangups_total{phase="handler",route="/search"}'), 1, before)
+  t.assert.strictEqual(sample(before, 'upstream_calls_cancelled_total{reason="clientDisconnected",client="undici"}'), 1, before)
+  t.assert.strictEqual(sample(before, 'http_requests_in_flight'), 1, before)
+  t.assert.strictEqual(sample(before, 'fatal_errors_total'), 0, before)
+
+  t.assert.strictEqual((await request(`http://127.0.0.1:${served.port}/crash`)).statusCode, 500)
+  // Scraped while the close drains the request in flight.
+  const after = await scrape()
+  t.assert.strictEqual(sample(after, 'fatal_errors_total'), 1, after)
+  // Its client leaves: drained, the process exits 1 (a crash).
+  leave.abort()
+  await inFlight
+  const [code] = await within(served.exited, PATIENCE_MS, 'the example to exit')
+  t.assert.strictEqual(code, 1)
+})
+
+// examples/opentelemetry.mjs is docs/events.md's OpenTelemetry recipe, run
+// as pasted after examples/tracing.mjs (instrumentation-http's server span,
+// printed by the console exporter).
+test('the OpenTelemetry recipe (docs/events.md): the request\'s server span gets a hang-up event and a cancelled-call event, with their attributes', async (t: TestContext) => {
+  const slow = await startUpstream({ delayMs: NEVER_MS })
+  t.after(() => slow.close())
+  const served = await startExample(t, 'opentelemetry.mjs', { UPSTREAM: slow.url }, { preload: 'tracing.mjs' })
+  await hangUpWhenCalled(t, served.port, { path: '/search' }, slow)
+  t.assert.strictEqual((await slow.closed(1)).closedEarly, true)
+  const printed = (): string => served.lines.join('\n')
+  await until(() => printed().includes("name: 'client hung up'"), 'the server span to be printed')
+  const span = printed()
+  t.assert.match(span, /kind: 1,/, 'a server span')
+  t.assert.match(span, /name: 'upstream call cancelled',\s+attributes: \{\s+'hangup\.cancel\.reason': 'clientDisconnected',\s+'hangup\.cancel\.client': 'undici'/)
+  t.assert.match(span, /name: 'client hung up',\s+attributes: \{ 'hangup\.phase': 'handler' \}/)
+  t.assert.match(span, /'hangup\.phase': 'handler',/)
+  t.assert.match(span, /'hangup\.cancel\.reason': 'clientDisconnected'/)
+})
+
 /** Each example the tests above run, and the page that shows it. */
 const SHOWN = {
   'quickstart.mjs': 'README.md',
   'autobind.mjs': 'README.md',
   'crash.mjs': 'docs/crashes.md',
-  'cluster.mjs': 'docs/cluster.md'
+  'cluster.mjs': 'docs/cluster.md',
+  'prometheus.mjs': 'docs/events.md',
+  'opentelemetry.mjs': 'docs/events.md',
+  'tracing.mjs': 'docs/events.md'
 }
 
 // "Runs as pasted" holds only while the page shows the file the tests run.

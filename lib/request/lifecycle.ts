@@ -4,6 +4,7 @@ import { recordCancellation } from '../shutdown/cancellations.js'
 import { ClientDisconnectedError, ResponseDestroyedError, ResponseSentError, type DisconnectPhase } from '../errors.js'
 import type { Counters } from '../stats.js'
 import type { DisconnectLogLevel } from '../options.js'
+import { publishCancel, publishHangup, type CancelClient } from '../events/channels.js'
 
 /** The request's and the response's slot for their lifecycle. */
 export const kLifecycle = Symbol('fastify-hangup.lifecycle')
@@ -41,12 +42,14 @@ export interface RawResponse {
   readonly stream?: { readonly destroyed: boolean, readonly rstCode?: number }
   /** null while an HTTP/1.1 pipelined response waits for the one before it. */
   readonly socket?: unknown
-  on (event: 'close', listener: (this: RawResponse) => void): unknown
+  prependListener (event: 'close', listener: (this: RawResponse) => void): unknown
   [kLifecycle]?: RequestLifecycle
 }
 
 /** An upstream call bound to a request (lib/upstream/interceptor.ts). */
 export interface BoundWork {
+  /** The client the call was made with, for the `fastify-hangup:cancel` event. */
+  readonly client: CancelClient
   cancel (reason: unknown): void
 }
 
@@ -336,7 +339,10 @@ export class RequestLifecycle {
     const calls = this.calls
     if (calls === null) return
     this.calls = null
-    for (const work of calls) work.cancel(reason)
+    for (const work of calls) {
+      work.cancel(reason)
+      publishCancel(this.reply.request, reason, work.client)
+    }
   }
 
   /** The response closed: finished, or cut because the client went away. */
@@ -398,6 +404,8 @@ export class RequestLifecycle {
     if (this.runtime.logLevel !== 'silent') {
       this.log[this.runtime.logLevel]({ phase, statusCode: 499 }, 'client disconnected')
     }
+    // Last: subscribers see the signal aborted and the calls cancelled.
+    publishHangup(this.reply.request, phase)
   }
 }
 
@@ -444,7 +452,11 @@ export function watchResponse (lifecycle: RequestLifecycle): void {
   lifecycle.runtime.counters.inflight++
   lifecycle.runtime.close?.add(lifecycle)
   res[kLifecycle] = lifecycle
-  res.on('close', onResponseClose)
+  // First of the response's 'close' listeners, though added after the
+  // server's own: a tracer that ends the request's span on that 'close' (the
+  // listener @opentelemetry/instrumentation-http adds as the request is
+  // emitted) still has it open when the hang-up is published (docs/events.md).
+  res.prependListener('close', onResponseClose)
   // HTTP/2 first: its response's `socket` is a Proxy built on first read.
   if (req.httpVersionMajor === 2) {
     req[kLifecycle] = lifecycle

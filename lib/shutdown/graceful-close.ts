@@ -7,6 +7,7 @@ import type { RequestLifecycle } from '../request/lifecycle.js'
 import { serverBindings, stopListening } from '../internals/lookup.js'
 import { answerGenerically } from './respond.js'
 import { InflightList } from './inflight.js'
+import { publishClosing } from '../events/channels.js'
 
 /** What started a graceful close. */
 export type CloseCause = 'fatal' | 'signal' | 'shutdown'
@@ -234,6 +235,7 @@ export class GracefulClose {
       this.stopAcceptingWhen(stopAccepting)
     }
     this.checkDrained()
+    publishClosing(cause)
     return this.done
   }
 

@@ -6,6 +6,7 @@ import { disconnectFromPrimary, exitHandshake, notifyPrimary } from '../cluster/
 import { currentRequest } from '../request/context.js'
 import { pinoStream, processSingleton } from '../internals/lookup.js'
 import { PROCESS_SINGLETONS } from '../internals/table.js'
+import { publishFatal } from '../events/channels.js'
 import type { CloseCause } from './graceful-close.js'
 import type { RequestLifecycle } from '../request/lifecycle.js'
 import { actAsNode, crashAsNode, rejectionsMode, type RejectionsMode } from './node-rejections.js'
@@ -235,6 +236,8 @@ export class ProcessGuard {
     // The request's logger carries its id; apps may all be closed already
     // when a late error comes during the exit's log flush.
     attempt(() => (ownLifecycle ?? apps[0])?.log.fatal({ err: error }, message))
+    // Once per error for the whole process, before the close it starts.
+    attempt(() => publishFatal(error, ownLifecycle === null ? null : ownLifecycle.reply.request))
     // Stop accepting before answering: a client that reads the 500 must
     // find the listener closed, not win a race with it.
     if (this.closing === null) attempt(() => this.startClose('fatal', ownLifecycle?.reply.request.id))

@@ -1,5 +1,6 @@
 import { requestContext } from '../request/context.js'
 import type { BoundWork, RequestLifecycle } from '../request/lifecycle.js'
+import { publishCancel } from '../events/channels.js'
 
 /**
  * undici's controller of one dispatched request (the handler API of undici 7
@@ -46,6 +47,7 @@ function failedController (reason: Error): DispatchController {
  * ends.
  */
 class BoundCall implements DispatchHandler, BoundWork {
+  readonly client = 'undici'
   private controller: DispatchController | null = null
   private reason: unknown = undefined
 
@@ -120,7 +122,10 @@ export function interceptor (): HangupInterceptor {
       lifecycle.runtime.counters.bound++
       const reason = lifecycle.cancellation()
       if (reason !== undefined) {
+        // A call started for a request that is over counts as cancelled,
+        // in the counters and the event alike (docs/events.md).
         lifecycle.runtime.counters.cancelled(reason)
+        publishCancel(lifecycle.reply.request, reason, 'undici')
         handler.onResponseError?.(failedController(reason as Error), reason as Error)
         return true
       }
