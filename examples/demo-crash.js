@@ -85,6 +85,11 @@ async function load (url, agent, until, tally) {
   }
 }
 
+/** Resolves once `n` replacements listen, or after 30 s (the summary then shows fewer). */
+async function replaced (n) {
+  for (let waited = 0; restarts.length < n && waited < 30_000; waited += 50) await sleep(50)
+}
+
 async function crash (url, crashes) {
   const { request } = require('undici')
   const sent = performance.now()
@@ -108,8 +113,12 @@ async function runPrimary (supervisor) {
   const until = start + LOAD_MS
   const ticker = setInterval(() => say(`answered ${tally.answered}, lost ${tally.lost.length}`), 1000)
   const crashing = (async () => {
-    for (const at of CRASH_AT_MS) {
+    for (const [k, at] of CRASH_AT_MS.entries()) {
       await sleep(Math.max(0, start + at - performance.now()))
+      // On a slow machine the last crash's replacement may not listen yet:
+      // a crash sent now could reach the worker already closing, which has
+      // nothing left to replace.
+      await replaced(k)
       say('a request crashes its worker')
       await crash(url, crashes)
     }
@@ -118,7 +127,7 @@ async function runPrimary (supervisor) {
   clearInterval(ticker)
   await agent.close()
 
-  await sleep(500) // the last replacement
+  await replaced(CRASH_AT_MS.length)
   const stats = supervisor.stats()
   process.stdout.write('\n')
   say(`answered: ${tally.answered}`)
