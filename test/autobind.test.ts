@@ -287,6 +287,8 @@ test('the undici load error names the Node requirement only on a Node older than
   t.assert.match(undiciLoadError('a string', '24.0.0').message, /it threw \(a string\), received true$/)
   t.assert.match(undiciLoadError(null, '24.0.0').message, /it threw \(null\), received true$/)
   t.assert.strictEqual(undiciLoadError(null, '24.0.0').cause, null)
+  const missing = Object.assign(new Error('Cannot find package'), { code: 'ERR_MODULE_NOT_FOUND' })
+  t.assert.match(undiciLoadError(missing, '20.19.0').message, /cannot be loaded: it is not installed \(npm install undici\), received true$/)
 })
 
 test('interceptor(): at the handler API, a call dispatched for a request already cancelled gets onResponseError at once, with an aborted controller', async (t: TestContext) => {
