@@ -16,14 +16,15 @@
 // Needs the network (the npm registry), so it is run by .ci/run, not by
 // npm test. Run after `npm run build && npm run build:test` (it reads the
 // docs with test/helpers/docs-blocks.ts, compiled).
-// Usage: node test/package/fresh-projects.mjs [--keep]
+// Usage: node test/package/fresh-projects.mjs [--tarball <file>] [--keep]
+// (without --tarball it packs one, which builds the package first).
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
-import { dirname, join } from 'node:path'
+import { dirname, join, resolve } from 'node:path'
 import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
@@ -38,6 +39,14 @@ const undiciSpec = major > 22 || (major === 22 && minor >= 19) ? 'undici' : 'und
 const started = Date.now()
 const work = mkdtempSync(join(tmpdir(), 'hangup-fresh-'))
 const keep = process.argv.includes('--keep')
+const tarballOption = process.argv.includes('--tarball') ? resolve(process.argv[process.argv.indexOf('--tarball') + 1]) : null
+
+/** The tarball, as `npm publish` would make it (prepack builds). */
+function pack () {
+  const packed = JSON.parse(sh('npm', ['pack', '--json', '--pack-destination', work], root))
+  log(`packed ${packed[0].filename} (${packed[0].files.length} files)`)
+  return join(work, packed[0].filename)
+}
 
 function log (line) {
   console.log(`[fresh-projects ${((Date.now() - started) / 1000).toFixed(1)} s] ${line}`)
@@ -71,10 +80,7 @@ const STRICT = { strict: true, skipLibCheck: true, target: 'ES2022', lib: ['ES20
 
 async function main () {
   log(`node ${process.versions.node}, work dir ${work}`)
-  // The tarball, as `npm publish` would make it (prepack builds).
-  const packed = JSON.parse(sh('npm', ['pack', '--json', '--pack-destination', work], root))
-  const tarball = join(work, packed[0].filename)
-  log(`packed ${packed[0].filename} (${packed[0].files.length} files)`)
+  const tarball = tarballOption ?? pack()
 
   // One node_modules for the three projects, above them.
   writeJson(join(work, 'package.json'), { name: 'fresh-projects', private: true })
