@@ -6,7 +6,7 @@ const app = Fastify({ logger: true })
 await app.register(hangup, {
   fatal: {
     gracePeriod: 10_000, // drain for up to 10 s, then abort the stragglers (503) and exit
-    onFatal: (error, request) => console.error('report to your error tracker:', error.message, request?.id)
+    onFatal: (error, request) => console.error('report to your error tracker:', error instanceof Error ? error.message : error, request?.id)
   }
 })
 

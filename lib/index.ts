@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
-import { bindGlobalDispatcher, type UndiciGlobals } from './upstream/auto-bind.js'
-import { AlreadyRegisteredError, InvalidOptionError } from './errors.js'
+import { bindGlobalDispatcher } from './upstream/auto-bind.js'
+import { loadUndici } from './upstream/load-undici.js'
+import { AlreadyRegisteredError } from './errors.js'
 import { requestInternalsOf } from './internals/lookup.js'
 import { missingInternals, warnDegraded } from './internals/check.js'
 import { FatalApp } from './shutdown/fatal-app.js'
@@ -31,6 +32,12 @@ export interface HangupDecorator {
 declare module 'fastify' {
   interface FastifyInstance {
     hangup: HangupDecorator
+  }
+  // Fastify declares `request.signal` itself from 5.8 on, exactly so (the two
+  // declarations merge); before 5.8 only this says the property exists. The
+  // plugin defines it on every 5.x (the getter below).
+  interface FastifyRequest {
+    readonly signal: AbortSignal
   }
 }
 
@@ -118,15 +125,6 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
 }
 
 function noop (): void {}
-
-/** The user's undici (a peer dependency): the copy whose global dispatcher their calls use. */
-async function loadUndici (): Promise<UndiciGlobals> {
-  try {
-    return await import('undici') as unknown as UndiciGlobals
-  } catch {
-    throw new InvalidOptionError('autoBind', 'false when undici cannot be loaded (install it: npm install undici)', 'true')
-  }
-}
 
 /** The plugin. Register it before the routes whose requests it should follow. */
 export const fastifyHangup: FastifyPluginAsync<FastifyHangupOptions> = fp(fastifyHangupPlugin, {

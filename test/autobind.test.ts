@@ -9,6 +9,7 @@ import * as undici from 'undici'
 import Fastify from 'fastify'
 import hangup, { detach, interceptor, ResponseSentError } from '../lib/index.js'
 import { kLifecycle } from '../lib/request/lifecycle.js'
+import { undiciLoadError } from '../lib/upstream/load-undici.js'
 import { buildApp, listen, NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
 import { tlsMaterial } from './helpers/util.js'
 import { hangUp, hangUpWhenCalled, sendRaw } from './helpers/raw-client.js'
@@ -226,23 +227,68 @@ test('autoBind leaves a global dispatcher someone else set after it in place', a
   await theirs.close()
 })
 
-test('autoBind without undici installed rejects register with a coded error', (t: TestContext) => {
-  // A resolve hook that hides undici, in a child process: the plugin's
-  // dynamic import('undici') then fails as it would without the package.
+/**
+ * Registers the plugin with `autoBind` in a child process whose 'undici' is
+ * replaced by a resolve hook (`undici` is the module source to load in its
+ * place, or null for a missing package), and prints what register rejected
+ * with: code, message, and the cause's message.
+ */
+function registerWithUndici (undiciSource: string | null): string {
+  const target = undiciSource === null ? null : 'data:text/javascript,' + encodeURIComponent(undiciSource)
   const hook = 'data:text/javascript,' + encodeURIComponent(`export async function resolve (specifier, context, next) {
-    if (specifier === 'undici') throw Object.assign(new Error('Cannot find package undici'), { code: 'ERR_MODULE_NOT_FOUND' })
-    return next(specifier, context)
+    if (specifier !== 'undici') return next(specifier, context)
+    const target = ${JSON.stringify(target)}
+    if (target === null) throw Object.assign(new Error('Cannot find package undici'), { code: 'ERR_MODULE_NOT_FOUND' })
+    return { url: target, shortCircuit: true }
   }`)
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+  return execFileSync(process.execPath, ['--input-type=module', '-e', `
     import { register, createRequire } from 'node:module'
     register(${JSON.stringify(hook)})
     const require = createRequire(${JSON.stringify(__filename)})
     const Fastify = require('fastify')
     const { default: hangup } = require('../lib/index.js')
     const app = Fastify()
-    await app.register(hangup, { autoBind: true, fatal: false }).then(() => console.log('registered'), (error) => console.log(error.code, error.message))
+    await app.register(hangup, { autoBind: true, fatal: false }).then(
+      () => console.log('registered'),
+      (error) => console.log([error.code, error.message, error.cause?.message].join('\\n'))
+    )
   `], { encoding: 'utf8' }).trim()
-  t.assert.match(out, /^FST_HANGUP_INVALID_OPTION fastify-hangup: option "autoBind" must be false when undici cannot be loaded \(install it: npm install undici\), received true$/)
+}
+
+test('autoBind without undici installed rejects register with a coded error that says so, the resolution error as cause', (t: TestContext) => {
+  // A resolve hook that hides undici: the plugin's dynamic import('undici')
+  // then fails as it would without the package.
+  const [code, message, cause] = registerWithUndici(null).split('\n')
+  t.assert.strictEqual(code, 'FST_HANGUP_INVALID_OPTION')
+  t.assert.strictEqual(message, 'fastify-hangup: option "autoBind" must be false when undici cannot be loaded: it is not installed (npm install undici), received true')
+  t.assert.strictEqual(cause, 'Cannot find package undici')
+})
+
+test('autoBind with an undici that throws on load (undici 8 on Node 20) keeps the error as cause and in the message, and names the Node requirement', (t: TestContext) => {
+  // What undici 8.14 throws on Node 20.20 as it loads (its lib/interceptor/decompress.js).
+  const [code, message, cause] = registerWithUndici("throw new TypeError(\"Cannot read properties of undefined (reading 'bind')\")").split('\n')
+  t.assert.strictEqual(code, 'FST_HANGUP_INVALID_OPTION')
+  t.assert.strictEqual(cause, "Cannot read properties of undefined (reading 'bind')")
+  const [major, minor] = process.versions.node.split('.').map(Number)
+  const hint = major < 22 || (major === 22 && minor < 19)
+    ? `; undici 8 requires Node >= 22.19, this is Node ${process.versions.node}: npm install undici@7`
+    : ''
+  t.assert.strictEqual(message, `fastify-hangup: option "autoBind" must be false when undici cannot be loaded: it threw (TypeError: Cannot read properties of undefined (reading 'bind'))${hint}, received true`)
+})
+
+test('the undici load error names the Node requirement only on a Node older than 22.19, and describes any thrown value', (t: TestContext) => {
+  const thrown = new TypeError('boom')
+  const message = (nodeVersion: string): string => undiciLoadError(thrown, nodeVersion).message
+  t.assert.match(message('20.19.0'), /it threw \(TypeError: boom\); undici 8 requires Node >= 22\.19, this is Node 20\.19\.0: npm install undici@7, received true$/)
+  t.assert.match(message('22.18.9'), /this is Node 22\.18\.9: npm install undici@7/)
+  t.assert.match(message('22.19.0'), /it threw \(TypeError: boom\), received true$/)
+  t.assert.match(message('26.1.0'), /it threw \(TypeError: boom\), received true$/)
+  t.assert.strictEqual(undiciLoadError(thrown, '20.19.0').cause, thrown)
+  t.assert.match(undiciLoadError('a string', '24.0.0').message, /it threw \(a string\), received true$/)
+  t.assert.match(undiciLoadError(null, '24.0.0').message, /it threw \(null\), received true$/)
+  t.assert.strictEqual(undiciLoadError(null, '24.0.0').cause, null)
+  const missing = Object.assign(new Error('Cannot find package'), { code: 'ERR_MODULE_NOT_FOUND' })
+  t.assert.match(undiciLoadError(missing, '20.19.0').message, /cannot be loaded: it is not installed \(npm install undici\), received true$/)
 })
 
 test('interceptor(): at the handler API, a call dispatched for a request already cancelled gets onResponseError at once, with an aborted controller', async (t: TestContext) => {

@@ -1,5 +1,6 @@
 import { test, type TestContext } from 'node:test'
 import { execFileSync } from 'node:child_process'
+import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import * as api from '../lib/index.js'
 import * as cluster from '../lib/cluster.js'
@@ -34,6 +35,18 @@ test('require("fastify-hangup") is the plugin, with .default and .fastifyHangup'
     console.log([typeof h, h.default === h, h.fastifyHangup === h, typeof h.ClientDisconnectedError].join(' '))
   `])
   t.assert.strictEqual(out, 'function true true function')
+})
+
+// `import x = require('fastify-hangup')` is typed by dist/cjs/index.d.ts
+// (scripts/post-build.js): each property require() returns must be there.
+test('the CommonJS types declare every property require("fastify-hangup") has', (t: TestContext) => {
+  const keys = run(['-e', "console.log(Object.keys(require('fastify-hangup')).sort().join(' '))"]).split(' ')
+  const types = readFileSync(join(root, 'dist', 'cjs', 'index.d.ts'), 'utf8')
+  t.assert.match(types, /^export = fastifyHangup$/m)
+  t.assert.ok(keys.includes('interceptor') && keys.includes('ClientDisconnectedError'), keys.join(' '))
+  for (const key of keys) {
+    t.assert.match(types, key === 'default' ? /export \{ fastifyHangup as default \}/ : new RegExp(`export (import|const) ${key}\\b`), key)
+  }
 })
 
 test('import from "fastify-hangup" gives the plugin as default and named export', (t: TestContext) => {

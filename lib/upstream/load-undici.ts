@@ -1,0 +1,46 @@
+import { InvalidOptionError } from '../errors.js'
+import type { UndiciGlobals } from './auto-bind.js'
+
+/** The user's undici (a peer dependency): the copy whose global dispatcher their calls use. */
+export async function loadUndici (): Promise<UndiciGlobals> {
+  try {
+    return await import('undici') as unknown as UndiciGlobals
+  } catch (cause) {
+    throw undiciLoadError(cause)
+  }
+}
+
+/** The oldest Node undici 8 loads on (its `engines`); undici 7 loads on every Node this package supports. */
+const UNDICI_8_MIN_NODE = '22.19'
+
+/**
+ * Why undici could not be loaded, with the error as `cause`: it is missing,
+ * or it is installed and threw on load. The usual case of the second:
+ * `npm install undici` on Node 20 installs undici 8, which needs Node 22.19
+ * and fails with a TypeError from its own code that says nothing of versions
+ * ("Cannot read properties of undefined (reading 'bind')", undici 8.14 on
+ * Node 20.20).
+ */
+export function undiciLoadError (cause: unknown, nodeVersion: string = process.versions.node): InstanceType<typeof InvalidOptionError> {
+  const why = isNotFound(cause)
+    ? 'it is not installed (npm install undici)'
+    : `it threw ${describe(cause)}${olderThan(nodeVersion, UNDICI_8_MIN_NODE) ? `; undici 8 requires Node >= ${UNDICI_8_MIN_NODE}, this is Node ${nodeVersion}: npm install undici@7` : ''}`
+  const error = new InvalidOptionError('autoBind', `false when undici cannot be loaded: ${why}`, 'true')
+  error.cause = cause
+  return error
+}
+
+function isNotFound (cause: unknown): boolean {
+  return (cause as { code?: unknown } | null)?.code === 'ERR_MODULE_NOT_FOUND'
+}
+
+function describe (cause: unknown): string {
+  return cause instanceof Error ? `(${cause.name}: ${cause.message})` : `(${String(cause)})`
+}
+
+/** `version` (Node's "20.20.2") before `minimum` ("22.19"), by major then minor. */
+function olderThan (version: string, minimum: string): boolean {
+  const [major, minor] = version.split('.').map(Number)
+  const [minMajor, minMinor] = minimum.split('.').map(Number)
+  return major !== minMajor ? major < minMajor : minor < minMinor
+}
