@@ -11,12 +11,14 @@ const upstream = process.env.UPSTREAM ?? 'http://127.0.0.1:3001'
 // context (the grace deadline's timer cancels the stragglers' calls).
 const spans = new WeakMap()
 
-subscribe(channels.hangup, ({ request, phase }) => {
+subscribe(channels.hangup, (message) => {
+  const { request, phase } = /** @type {import('fastify-hangup').HangupEvent} */ (message)
   const span = spans.get(request)
   span?.addEvent('client hung up', { 'hangup.phase': phase })
   span?.setAttribute('hangup.phase', phase)
 })
-subscribe(channels.cancel, ({ request, reason, client }) => {
+subscribe(channels.cancel, (message) => {
+  const { request, reason, client } = /** @type {import('fastify-hangup').CancelEvent} */ (message)
   const span = spans.get(request)
   span?.addEvent('upstream call cancelled', { 'hangup.cancel.reason': reason, 'hangup.cancel.client': client })
   span?.setAttribute('hangup.cancel.reason', reason)

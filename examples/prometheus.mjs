@@ -30,10 +30,14 @@ const fatalErrors = new Counter({
   registers: [registry]
 })
 
-subscribe(channels.hangup, ({ request, phase }) => {
+subscribe(channels.hangup, (message) => {
+  const { request, phase } = /** @type {import('fastify-hangup').HangupEvent} */ (message)
   hangups.inc({ phase, route: request.routeOptions.url ?? 'unknown' })
 })
-subscribe(channels.cancel, ({ reason, client }) => cancelled.inc({ reason, client }))
+subscribe(channels.cancel, (message) => {
+  const { reason, client } = /** @type {import('fastify-hangup').CancelEvent} */ (message)
+  cancelled.inc({ reason, client })
+})
 subscribe(channels.fatal, () => fatalErrors.inc())
 
 const app = Fastify({ logger: true })
