@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { bindGlobalDispatcher, type UndiciGlobals } from './upstream/auto-bind.js'
+import { bindHttpClients } from './upstream/http-client.js'
 import { AlreadyRegisteredError, InvalidOptionError } from './errors.js'
 import { FastifySignalInternals } from './internals/lookup.js'
 import { FatalApp } from './shutdown/fatal-app.js'
@@ -48,8 +49,9 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   const guard = processGuard()
   const fatalApp = fatal === null ? null : new FatalApp(fatal, graceful, counters, fastify.log)
   const internals = new FastifySignalInternals()
-  // The interceptor finds the request through the same context as a crash.
-  const asyncContext = fatal?.asyncContext === true || options.autoBind
+  // The bound calls find their request through the same context as a crash.
+  const autoBind = options.autoBind
+  const asyncContext = fatal?.asyncContext === true || autoBind.undici || autoBind.http
   const hooks = createHooks(runtime, internals, {
     abortOnError: options.abortOnError,
     asyncContext,
@@ -81,18 +83,19 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   fastify.addHook('onRequest', hooks.onRequest)
   fastify.addHook('onError', hooks.onError)
   if (asyncContext) fastify.addHook('preValidation', hooks.preValidation)
-  if (options.autoBind) {
-    // Loaded now, so a missing undici rejects register; bound from ready to
-    // close, like the process listeners, so an app that never boots leaves
-    // the global dispatcher alone.
-    const undici = await loadUndici()
-    let release = noop
+  if (autoBind.undici || autoBind.http) {
+    // undici is loaded now, so a missing undici rejects register; bound from
+    // ready to close, like the process listeners, so an app that never boots
+    // leaves the global dispatcher and Node's channels alone.
+    const undici = autoBind.undici ? await loadUndici(typeof opts.autoBind === 'object' ? 'autoBind.undici' : 'autoBind') : null
+    const releases: Array<() => void> = []
     fastify.addHook('onReady', (done) => {
-      release = bindGlobalDispatcher(undici)
+      if (undici !== null) releases.push(bindGlobalDispatcher(undici))
+      if (autoBind.http) releases.push(bindHttpClients())
       done()
     })
     fastify.addHook('onClose', (_instance, done) => {
-      release()
+      for (const release of releases.splice(0)) release()
       done()
     })
   }
@@ -112,14 +115,12 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   })
 }
 
-function noop (): void {}
-
-/** The user's undici (a peer dependency): the copy whose global dispatcher their calls use. */
-async function loadUndici (): Promise<UndiciGlobals> {
+/** The user's undici (a peer dependency): the copy whose global dispatcher their calls use. `option`: the option that asked for it. */
+async function loadUndici (option: string): Promise<UndiciGlobals> {
   try {
     return await import('undici') as unknown as UndiciGlobals
   } catch {
-    throw new InvalidOptionError('autoBind', 'false when undici cannot be loaded (install it: npm install undici)', 'true')
+    throw new InvalidOptionError(option, 'false when undici cannot be loaded (install it: npm install undici)', 'true')
   }
 }
 
@@ -133,8 +134,8 @@ export default fastifyHangup
 
 export { interceptor, detach } from './upstream/interceptor.js'
 export type { HangupInterceptor, DispatchHandler, DispatchController, DispatchFunction } from './upstream/interceptor.js'
-export type { CancelReason } from './stats.js'
+export type { CancelReason, UpstreamClient, ClientCounts } from './stats.js'
 export { ClientDisconnectedError, ResponseSentError, ResponseDestroyedError, ServerClosingError, InvalidOptionError, AlreadyRegisteredError } from './errors.js'
 export type { DisconnectPhase } from './errors.js'
-export type { FastifyHangupOptions, FatalOptions, DisconnectLogLevel } from './options.js'
+export type { FastifyHangupOptions, FatalOptions, AutoBindOptions, DisconnectLogLevel } from './options.js'
 export type { HangupStats } from './stats.js'

@@ -226,24 +226,33 @@ test('autoBind leaves a global dispatcher someone else set after it in place', a
   await theirs.close()
 })
 
-test('autoBind without undici installed rejects register with a coded error', (t: TestContext) => {
-  // A resolve hook that hides undici, in a child process: the plugin's
-  // dynamic import('undici') then fails as it would without the package.
-  const hook = 'data:text/javascript,' + encodeURIComponent(`export async function resolve (specifier, context, next) {
-    if (specifier === 'undici') throw Object.assign(new Error('Cannot find package undici'), { code: 'ERR_MODULE_NOT_FOUND' })
-    return next(specifier, context)
-  }`)
-  const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
-    import { register, createRequire } from 'node:module'
-    register(${JSON.stringify(hook)})
-    const require = createRequire(${JSON.stringify(__filename)})
-    const Fastify = require('fastify')
-    const { default: hangup } = require('../lib/index.js')
-    const app = Fastify()
-    await app.register(hangup, { autoBind: true, fatal: false }).then(() => console.log('registered'), (error) => console.log(error.code, error.message))
-  `], { encoding: 'utf8' }).trim()
-  t.assert.match(out, /^FST_HANGUP_INVALID_OPTION fastify-hangup: option "autoBind" must be false when undici cannot be loaded \(install it: npm install undici\), received true$/)
-})
+const withoutUndici: Array<[string, unknown, RegExp]> = [
+  ['true', true, /^FST_HANGUP_INVALID_OPTION fastify-hangup: option "autoBind" must be false when undici cannot be loaded \(install it: npm install undici\), received true$/],
+  ['{ http: true }', { http: true }, /^FST_HANGUP_INVALID_OPTION fastify-hangup: option "autoBind.undici" must be false when undici cannot be loaded \(install it: npm install undici\), received true$/],
+  ['{ undici: false }', { undici: false }, /^registered$/]
+]
+
+for (const [name, autoBind, expected] of withoutUndici) {
+  test(`autoBind: ${name} without undici installed: ${name === '{ undici: false }' ? 'registers (node:http needs no undici)' : 'rejects register with a coded error'}`, (t: TestContext) => {
+    // A resolve hook that hides undici, in a child process: the plugin's
+    // dynamic import('undici') then fails as it would without the package.
+    const hook = 'data:text/javascript,' + encodeURIComponent(`export async function resolve (specifier, context, next) {
+      if (specifier === 'undici') throw Object.assign(new Error('Cannot find package undici'), { code: 'ERR_MODULE_NOT_FOUND' })
+      return next(specifier, context)
+    }`)
+    const out = execFileSync(process.execPath, ['--input-type=module', '-e', `
+      import { register, createRequire } from 'node:module'
+      register(${JSON.stringify(hook)})
+      const require = createRequire(${JSON.stringify(__filename)})
+      const Fastify = require('fastify')
+      const { default: hangup } = require('../lib/index.js')
+      const app = Fastify()
+      await app.register(hangup, { autoBind: ${JSON.stringify(autoBind)}, fatal: false }).then(() => console.log('registered'), (error) => console.log(error.code, error.message))
+      await app.close()
+    `], { encoding: 'utf8' }).trim()
+    t.assert.match(out, expected)
+  })
+}
 
 test('interceptor(): at the handler API, a call dispatched for a request already cancelled gets onResponseError at once, with an aborted controller', async (t: TestContext) => {
   const agent = new undici.Agent().compose(interceptor())
@@ -344,7 +353,11 @@ for (const readFirst of [false, true]) {
     t.assert.deepStrictEqual(res.json(), { first: [true, true], later: true, signal: true })
     t.assert.strictEqual(upstream.received(), 1)
     t.assert.strictEqual((await upstream.closed(1)).closedEarly, true)
-    t.assert.deepStrictEqual(app.hangup.stats().upstream, { bound: 2, cancelled: { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 2 } })
+    t.assert.deepStrictEqual(app.hangup.stats().upstream, {
+      bound: 2,
+      cancelled: { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 2 },
+      byClient: { undici: { bound: 2, cancelled: 2 }, http: { bound: 0, cancelled: 0 } }
+    })
   })
 }
 

@@ -2,7 +2,7 @@ import { setMaxListeners } from 'node:events'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import { recordCancellation } from '../shutdown/cancellations.js'
 import { ClientDisconnectedError, ResponseDestroyedError, ResponseSentError, type DisconnectPhase } from '../errors.js'
-import type { Counters } from '../stats.js'
+import type { Counters, UpstreamClient } from '../stats.js'
 import type { DisconnectLogLevel } from '../options.js'
 
 /** The request's and the response's slot for their lifecycle. */
@@ -45,8 +45,10 @@ export interface RawResponse {
   [kLifecycle]?: RequestLifecycle
 }
 
-/** An upstream call bound to a request (lib/upstream/interceptor.ts). */
+/** An upstream call bound to a request (lib/upstream/interceptor.ts, lib/upstream/http-client.ts). */
 export interface BoundWork {
+  /** The client that made the call: what the counters, and whoever reports a cancellation, tell apart. */
+  readonly client: UpstreamClient
   cancel (reason: unknown): void
 }
 

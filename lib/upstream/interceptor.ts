@@ -46,6 +46,7 @@ function failedController (reason: Error): DispatchController {
  * ends.
  */
 class BoundCall implements DispatchHandler, BoundWork {
+  readonly client = 'undici'
   private controller: DispatchController | null = null
   private reason: unknown = undefined
 
@@ -58,7 +59,7 @@ class BoundCall implements DispatchHandler, BoundWork {
 
   cancel (reason: unknown): void {
     this.reason = reason
-    this.lifecycle.runtime.counters.cancelled(reason)
+    this.lifecycle.runtime.counters.cancelled(reason, 'undici')
     const controller = this.controller
     if (controller !== null && !controller.aborted) controller.abort(reason as Error)
   }
@@ -117,10 +118,10 @@ export function interceptor (): HangupInterceptor {
     return function hangupDispatch (options: object, handler: DispatchHandler): boolean {
       const lifecycle = requestContext.getStore()
       if (lifecycle === undefined) return dispatch(options, handler)
-      lifecycle.runtime.counters.bound++
+      lifecycle.runtime.counters.boundCall('undici')
       const reason = lifecycle.cancellation()
       if (reason !== undefined) {
-        lifecycle.runtime.counters.cancelled(reason)
+        lifecycle.runtime.counters.cancelled(reason, 'undici')
         handler.onResponseError?.(failedController(reason as Error), reason as Error)
         return true
       }
