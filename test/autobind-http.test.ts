@@ -188,6 +188,49 @@ test('autoBind, http.request: a call started after the response (abortOnResponse
   t.assert.strictEqual(app.hangup.stats().upstream.cancelled.responseSent, 1)
 })
 
+test(`autoBind, http.request: a call started after the response on a reused keep-alive socket ${created ? 'is never sent' : 'has its head written before Node publishes it: the upstream sees it close at once'}`, async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: 50 })
+  t.after(() => upstream.close())
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  t.after(() => { agent.destroy() })
+  const { app } = await buildApp(t, { autoBind: true, fatal: inProcess })
+  let late: Promise<unknown> | null = null
+  app.get('/', async (_request, reply) => {
+    await nodeGet(upstream.url, { agent })
+    reply.raw.on('close', () => { late = nodeGet(upstream.url, { agent }).catch((error: unknown) => error) })
+    return 'ok'
+  })
+  t.assert.strictEqual((await app.inject('/')).body, 'ok')
+  await until(() => late !== null, 'the late call')
+  t.assert.ok(await within(late as unknown as Promise<unknown>, PATIENCE_MS, 'the late call to fail') instanceof ResponseSentError)
+  if (created) {
+    await new Promise((resolve) => setTimeout(resolve, 200))
+    t.assert.strictEqual(upstream.received(), 1, 'only the call made during the request')
+  } else {
+    t.assert.strictEqual((await upstream.closed(2)).closedEarly, true)
+  }
+})
+
+test('autoBind, http.request: an error in the request (abortOnError), the handler timeout and the close deadline cancel the call, counted by reason', async (t: TestContext) => {
+  const upstream = await startUpstream({ delayMs: NEVER_MS })
+  t.after(() => upstream.close())
+  const { app } = await buildApp(t, { autoBind: true, fatal: { exit: false, signals: [], gracePeriod: 100 } })
+  const failLater = async (): Promise<never> => await new Promise((_resolve, reject) => setTimeout(() => reject(Object.assign(new Error('sibling failed'), { code: 'ESIBLING' })), 50))
+  app.get('/error', async () => await Promise.all([nodeGet(upstream.url), failLater()]))
+  app.get('/timeout', { handlerTimeout: 100 }, async () => await nodeGet(upstream.url))
+  app.get('/straggler', async () => await nodeGet(upstream.url))
+  const { url } = await listen(app)
+  t.assert.strictEqual((await app.inject('/error')).statusCode, 500)
+  t.assert.strictEqual((await app.inject('/timeout')).statusCode, 503)
+  await sendRaw(t, url, { path: '/straggler' })
+  await until(() => upstream.received() === 3, 'the straggler\'s call')
+  await within(app.hangup.shutdown(), PATIENCE_MS, 'the close')
+  for (let n = 1; n <= 3; n++) t.assert.strictEqual((await upstream.closed(n)).closedEarly, true)
+  const { cancelled, byClient } = app.hangup.stats().upstream
+  t.assert.deepStrictEqual(cancelled, { clientDisconnected: 0, responseSent: 0, handlerTimeout: 1, serverClosing: 1, error: 1 })
+  t.assert.deepStrictEqual(byClient.http, { bound: 3, cancelled: 3 })
+})
+
 test('autoBind, http.request: 100 completed calls on a keep-alive agent leave no binding and no listener, and the socket serves the next unrelated call', async (t: TestContext) => {
   const upstream = await startUpstream({ delayMs: 0 })
   t.after(() => upstream.close())
