@@ -43,8 +43,8 @@ interface ClientRequest {
  * cancellation (lib/shutdown/cancellations.ts). After the caller's
  * listeners, not before: destroying the response first makes it emit
  * `'aborted'` before the request's error, and axios and got would then
- * reject with their own "aborted" errors, which carry no cause (got even
- * retries them as an ECONNRESET). Being a listener, it also keeps a request
+ * reject with their own "aborted" errors, which carry no cause (got's has
+ * the code ECONNRESET, one of the codes it retries by default). Being a listener, it also keeps a request
  * with no `'error'` listener of its own from throwing the reason inside
  * Node's socket callbacks: the plugin caused that error, it must not end the
  * process.
