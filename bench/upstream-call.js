@@ -7,10 +7,13 @@ const { cli } = require('./cli.js')
 //
 //   client --(raw TCP, keep-alive)--> Fastify + fastify-hangup { autoBind: true }
 //                                       --(undici.request, global dispatcher)--> upstream
+//                                       --(or http.get, keep-alive Agent: --client http)--> upstream
 //
 // One process: the upstream (node:http on 127.0.0.1:0, a 2-byte body at once),
 // the Fastify app (logger off) and the client. The route makes `k` sequential
-// undici.request() calls to the upstream with no `signal`, reading each body:
+// undici.request() calls (with --client http: node:http `http.get()` calls on
+// a keep-alive Agent of one socket, bound through Node's diagnostics channel)
+// to the upstream with no `signal`, reading each body:
 //   GET /bound/:k           the calls run in the request's context: each is
 //                           bound (the interceptor's getStore(), the request's
 //                           controller created on the first call, an 'abort'
@@ -73,8 +76,16 @@ const HELP = `usage: node bench/upstream-call.js [options]
   --warmup <n>          unmeasured calls per mode and case    (default 4000)
   --max-seconds <s>     stop taking rounds after this long    (default 240);
                         the time is shared out between the cases
+  --client <name>       undici (undici.request through the global dispatcher)
+                        or http (node:http's http.get on a keep-alive Agent)
+                                                              (default undici)
+  --keep-busy           keep the blocks during which other programs used the
+                        CPU, and do not wait for a quiet machine: for a
+                        machine that is never quiet (the figures are rough,
+                        and the JSON says so: keptBusy)
   --no-pin              do not pin the process to the last CPU (taskset)
-  --out <file>          JSON output (default bench/results/upstream-call-<node-version>.json)
+  --out <file>          JSON output (default bench/results/upstream-call-<node-version>.json,
+                        upstream-call-<node-version>-http.json with --client http)
   --help
 `
 
@@ -87,20 +98,26 @@ function readOptions () {
     calls: { type: 'string' },
     warmup: { type: 'string' },
     'max-seconds': { type: 'string' },
+    client: { type: 'string' },
+    'keep-busy': { type: 'boolean' },
     'no-pin': { type: 'boolean' },
     out: { type: 'string' },
   })
   const perRequest = (values['per-request'] ?? '1,10').split(',').map((k) => int('--per-request', k.trim(), 1, 1))
   const calls = int('--calls', values.calls, 2000, 1)
   for (const k of perRequest) if (calls % k !== 0) fail(`--calls (${calls}) must be a multiple of each --per-request (${k})`)
+  const client = values.client ?? 'undici'
+  if (client !== 'undici' && client !== 'http') fail(`--client must be undici or http, not ${JSON.stringify(client)}`)
   return {
+    client,
     perRequest,
     rounds: int('--rounds', values.rounds, 100, BLOCK),
     calls,
     warmup: int('--warmup', values.warmup, 4000, 0),
     maxSeconds: int('--max-seconds', values['max-seconds'], 240, 5),
     pin: !values['no-pin'],
-    out: values.out ?? path.join(__dirname, 'results', `upstream-call-${process.version}.json`)
+    keepBusy: values['keep-busy'] === true,
+    out: values.out ?? path.join(__dirname, 'results', `upstream-call-${process.version}${client === 'http' ? '-http' : ''}.json`)
   }
 }
 
@@ -120,19 +137,44 @@ async function startUpstream () {
   return server
 }
 
-async function buildApp (upstreamUrl) {
-  const Fastify = require('fastify')
+/** One upstream call with undici: through the global dispatcher, which autoBind composes. */
+function undiciCall () {
   const undici = require('undici')
+  return async function undiciGet (url) {
+    const { statusCode, body } = await undici.request(url)
+    return { statusCode, text: await body.text() }
+  }
+}
+
+/** One upstream call with node:http, on a keep-alive Agent of one socket (as undici's pool above). */
+function httpCall () {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 })
+  return function httpGet (url) {
+    return new Promise((resolve, reject) => {
+      const req = http.get(url, { agent }, (res) => {
+        let text = ''
+        res.setEncoding('utf8')
+        res.on('data', (chunk) => { text += chunk })
+        res.on('end', () => resolve({ statusCode: res.statusCode, text }))
+        res.on('error', reject)
+      })
+      req.on('error', reject)
+    })
+  }
+}
+
+async function buildApp (upstreamUrl, client) {
+  const Fastify = require('fastify')
   const hangup = loadPlugin()
   const app = Fastify({ logger: false })
   await app.register(hangup, { autoBind: true })
+  const get = client === 'http' ? httpCall() : undiciCall()
 
-  // A repository layer: no signal passed, the global dispatcher's binding decides.
+  // A repository layer: no signal passed, the binding decides.
   async function callUpstream (k) {
     let bytes = 0
     for (let i = 0; i < k; i++) {
-      const { statusCode, body } = await undici.request(upstreamUrl)
-      const text = await body.text()
+      const { statusCode, text } = await get(upstreamUrl)
       if (statusCode !== 200) throw new Error(`upstream answered ${statusCode}`)
       bytes += text.length
     }
@@ -285,7 +327,7 @@ async function runCase (app, client, k, deadline, opts) {
       timeUp = true
       break
     }
-    waitedMs += (await waitForQuiet(ours, { maxWaitMs: 10_000, windowMs: 300 })).waited
+    if (!opts.keepBusy) waitedMs += (await waitForQuiet(ours, { maxWaitMs: 10_000, windowMs: 300 })).waited
     const before = othersCpu(ours)
     const t0 = performance.now()
     const block = []
@@ -295,7 +337,7 @@ async function runCase (app, client, k, deadline, opts) {
       for (const mode of order) round[mode] = await measure(client, mode, k, opts.calls)
       block.push(round)
     }
-    if (othersCpuDelta(before, othersCpu(ours)) / (performance.now() - t0) > 0.05) dropped += BLOCK
+    if (!opts.keepBusy && othersCpuDelta(before, othersCpu(ours)) / (performance.now() - t0) > 0.05) dropped += BLOCK
     else rounds.push(...block)
   }
   if (rounds.length < 3) throw new Error(`${k} call(s) per request: fewer than 3 clean rounds: the machine is busy with something else`)
@@ -339,7 +381,7 @@ async function main () {
   const opts = readOptions()
   loadPlugin() // fails early, with a clear message, when dist/ is not built
   const versions = benchVersions()
-  console.log(`fastify-hangup cost per bound upstream call: Node ${versions.node}, fastify ${versions.fastify}, undici ${versions.undici}`)
+  console.log(`fastify-hangup cost per bound upstream call (${opts.client === 'http' ? 'node:http' : 'undici'}): Node ${versions.node}, fastify ${versions.fastify}, undici ${versions.undici}`)
   console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; ${opts.rounds} rounds x ${opts.calls} calls per mode, ${opts.perRequest.join(' and ')} call(s) per request, warm-up ${opts.warmup} calls per mode`)
   const idleBeforeStart = await warnIfBusy()
   const machine = machineInfo() // before pinning, which narrows availableParallelism
@@ -354,7 +396,7 @@ async function main () {
 
   const upstream = await startUpstream()
   const upstreamUrl = `http://127.0.0.1:${upstream.address().port}/item`
-  const app = await buildApp(upstreamUrl)
+  const app = await buildApp(upstreamUrl, opts.client)
   const client = new RawClient(app.server.address().port)
   const startedAt = Date.now()
   const cases = []
@@ -383,7 +425,7 @@ async function main () {
     command: `node bench/upstream-call.js ${process.argv.slice(2).join(' ')}`.trim(),
     machine: { ...machine, idleBeforeStart },
     versions,
-    options: { perRequest: opts.perRequest, rounds: opts.rounds, calls: opts.calls, warmup: opts.warmup, maxSeconds: opts.maxSeconds },
+    options: { client: opts.client, keptBusy: opts.keepBusy, perRequest: opts.perRequest, rounds: opts.rounds, calls: opts.calls, warmup: opts.warmup, maxSeconds: opts.maxSeconds },
     pinned,
     headline: 'cases[].wall.binding: median over rounds of (wall time per bound call / wall time per unbound call) within a round',
     target: { ...TARGET, met: verdicts.every((v) => v.met), cases: verdicts },

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyPluginAsync } from 'fastify'
 import { bindGlobalDispatcher } from './upstream/auto-bind.js'
+import { bindHttpClients } from './upstream/http-client.js'
 import { loadUndici } from './upstream/load-undici.js'
 import { AlreadyRegisteredError } from './errors.js'
 import { requestInternalsOf } from './internals/lookup.js'
@@ -59,8 +60,9 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   // Learnt now, so a Fastify or pino that moved one says so at boot (lib/internals/table.ts).
   const internals = requestInternalsOf(fastify)
   warnDegraded(fastify.log, missingInternals(fastify, internals))
-  // The interceptor finds the request through the same context as a crash.
-  const asyncContext = fatal?.asyncContext === true || options.autoBind
+  // The bound calls find their request through the same context as a crash.
+  const autoBind = options.autoBind
+  const asyncContext = fatal?.asyncContext === true || autoBind.undici || autoBind.http
   const hooks = createHooks(runtime, internals, {
     abortOnError: options.abortOnError,
     asyncContext,
@@ -93,18 +95,19 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   fastify.addHook('onRequest', hooks.onRequest)
   fastify.addHook('onError', hooks.onError)
   if (asyncContext) fastify.addHook('preValidation', hooks.preValidation)
-  if (options.autoBind) {
-    // Loaded now, so a missing undici rejects register; bound from ready to
-    // close, like the process listeners, so an app that never boots leaves
-    // the global dispatcher alone.
-    const undici = await loadUndici()
-    let release = noop
+  if (autoBind.undici || autoBind.http) {
+    // undici is loaded now, so a missing undici rejects register; bound from
+    // ready to close, like the process listeners, so an app that never boots
+    // leaves the global dispatcher and Node's channels alone.
+    const undici = autoBind.undici ? await loadUndici(typeof opts.autoBind === 'object' ? 'autoBind.undici' : 'autoBind') : null
+    const releases: Array<() => void> = []
     fastify.addHook('onReady', (done) => {
-      release = bindGlobalDispatcher(undici)
+      if (undici !== null) releases.push(bindGlobalDispatcher(undici))
+      if (autoBind.http) releases.push(bindHttpClients())
       done()
     })
     fastify.addHook('onClose', (_instance, done) => {
-      release()
+      for (const release of releases.splice(0)) release()
       done()
     })
   }
@@ -124,8 +127,6 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   })
 }
 
-function noop (): void {}
-
 /** The plugin. Register it before the routes whose requests it should follow. */
 export const fastifyHangup: FastifyPluginAsync<FastifyHangupOptions> = fp(fastifyHangupPlugin, {
   fastify: '5.x',
@@ -136,10 +137,10 @@ export default fastifyHangup
 
 export { interceptor, detach } from './upstream/interceptor.js'
 export type { HangupInterceptor, DispatchHandler, DispatchController, DispatchFunction } from './upstream/interceptor.js'
-export type { CancelReason } from './stats.js'
+export type { CancelReason, UpstreamClient, ClientCounts } from './stats.js'
 export { ClientDisconnectedError, ResponseSentError, ResponseDestroyedError, ServerClosingError, InvalidOptionError, AlreadyRegisteredError } from './errors.js'
 export type { DisconnectPhase } from './errors.js'
-export type { FastifyHangupOptions, FatalOptions, DisconnectLogLevel } from './options.js'
+export type { FastifyHangupOptions, FatalOptions, AutoBindOptions, DisconnectLogLevel } from './options.js'
 export type { HangupStats } from './stats.js'
 export { channels } from './events/channels.js'
 export type { HangupEvent, CancelEvent, FatalEvent, ClosingEvent, CancelClient } from './events/channels.js'

@@ -26,13 +26,15 @@ export interface FastifyHangupOptions {
    */
   disconnectLogLevel?: DisconnectLogLevel
   /**
-   * Binds every undici call made inside a request (`undici.request`,
-   * `undici.fetch`, Node's global `fetch`, through undici's global
-   * dispatcher) to that request, with no `signal` passed: it is cancelled
-   * with the request. Needs undici installed; turns the async context on.
+   * Binds every upstream call made inside a request to that request, with no
+   * `signal` passed: it is cancelled with the request. `true` binds undici
+   * (`undici.request`, `undici.fetch`, Node's global `fetch`, through
+   * undici's global dispatcher; needs undici installed) and `node:http` /
+   * `node:https` client requests (axios, got, the AWS SDK...); an object
+   * picks one. Turns the async context on.
    * @default false
    */
-  autoBind?: boolean
+  autoBind?: boolean | AutoBindOptions
   /**
    * Process-level fatal errors and stop signals: the request that crashed gets
    * a 500, the app closes gracefully, the process exits. `false` installs no
@@ -43,6 +45,22 @@ export interface FastifyHangupOptions {
    * @default true
    */
   fatal?: boolean | FatalOptions
+}
+
+/** `autoBind` as an object: which clients are bound. A key left out is `true`. */
+export interface AutoBindOptions {
+  /**
+   * undici's global dispatcher: `undici.request`/`stream`/`pipeline`/`fetch`
+   * and Node's global `fetch`. Needs undici installed.
+   * @default true
+   */
+  undici?: boolean
+  /**
+   * `node:http` and `node:https` client requests (`http.request`, and the
+   * clients built on it: axios, got, the AWS SDK's `NodeHttpHandler`).
+   * @default true
+   */
+  http?: boolean
 }
 
 /** The `fatal` option. */
@@ -95,12 +113,18 @@ export interface ResolvedFatalOptions {
   readonly onFatal: ((error: unknown, request: FastifyRequest | null) => void | Promise<void>) | null
 }
 
+/** `autoBind` after validation: which clients are bound. */
+export interface ResolvedAutoBind {
+  readonly undici: boolean
+  readonly http: boolean
+}
+
 /** Options after validation: every field present, read once at registration. */
 export interface ResolvedOptions {
   readonly abortOnError: boolean
   readonly abortOnResponse: boolean
   readonly disconnectLogLevel: DisconnectLogLevel
-  readonly autoBind: boolean
+  readonly autoBind: ResolvedAutoBind
   /** null: `fatal: false`. */
   readonly fatal: ResolvedFatalOptions | null
 }
@@ -114,11 +138,14 @@ export const FATAL_DEFAULTS: ResolvedFatalOptions = Object.freeze({
   onFatal: null
 })
 
+const AUTO_BIND_ALL: ResolvedAutoBind = Object.freeze({ undici: true, http: true })
+const AUTO_BIND_NONE: ResolvedAutoBind = Object.freeze({ undici: false, http: false })
+
 export const DEFAULTS: ResolvedOptions = Object.freeze({
   abortOnError: true,
   abortOnResponse: true,
   disconnectLogLevel: 'info',
-  autoBind: false,
+  autoBind: AUTO_BIND_NONE,
   fatal: FATAL_DEFAULTS
 })
 
@@ -201,6 +228,29 @@ function fatalOption (opts: Record<string, unknown>): ResolvedFatalOptions | nul
   })
 }
 
+/**
+ * `true` binds every client, an object the ones it names (a key left out is
+ * `true`: the object says which to leave out). An unknown key is an error,
+ * not ignored: `{ fetch: false }` must not silently bind fetch.
+ */
+function autoBindOption (opts: Record<string, unknown>): ResolvedAutoBind {
+  const value = opts.autoBind
+  if (value === undefined || value === false) return AUTO_BIND_NONE
+  if (value === true) return AUTO_BIND_ALL
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) {
+    throw new InvalidOptionError('autoBind', 'a boolean or an object such as { undici: true, http: false }', describe(value))
+  }
+  const record = value as Record<string, unknown>
+  const unknown = Object.keys(record).find((key) => !Object.hasOwn(AUTO_BIND_ALL, key))
+  if (unknown !== undefined) {
+    throw new InvalidOptionError(`autoBind.${unknown}`, 'absent: autoBind takes undici and http', describe(record[unknown]))
+  }
+  return Object.freeze({
+    undici: booleanOption(record, 'undici', AUTO_BIND_ALL, 'autoBind.'),
+    http: booleanOption(record, 'http', AUTO_BIND_ALL, 'autoBind.')
+  })
+}
+
 function logLevelOption (opts: Record<string, unknown>): DisconnectLogLevel {
   const value = optionValue(opts, 'disconnectLogLevel', DEFAULTS)
   if (typeof value !== 'string' || !LOG_LEVELS.has(value)) {
@@ -224,7 +274,7 @@ export function resolveOptions (opts: unknown): ResolvedOptions {
     abortOnError: booleanOption(record, 'abortOnError', DEFAULTS),
     abortOnResponse: booleanOption(record, 'abortOnResponse', DEFAULTS),
     disconnectLogLevel: logLevelOption(record),
-    autoBind: booleanOption(record, 'autoBind', DEFAULTS),
+    autoBind: autoBindOption(record),
     fatal: fatalOption(record)
   })
 }

@@ -14,11 +14,22 @@ export interface HangupStats {
    * error): logged at `debug`, never fatal.
    */
   unhandledCancellations: number
-  /** Upstream calls bound by the interceptor (`autoBind`, `interceptor()`), and those its requests cancelled, by reason. */
+  /** Upstream calls bound to a request (`autoBind`, `interceptor()`), and those its requests cancelled, by reason. */
   upstream: {
     bound: number
     cancelled: Record<CancelReason, number>
+    /** The same calls by client: undici (`autoBind`'s global dispatcher, `interceptor()`) and `node:http` / `node:https`. */
+    byClient: Record<UpstreamClient, ClientCounts>
   }
+}
+
+/** The client an upstream call was made with: undici (its dispatchers, Node's `fetch`), or `node:http` / `node:https`. */
+export type UpstreamClient = 'undici' | 'http'
+
+/** One client's bound calls, and how many of them a request cancelled. */
+export interface ClientCounts {
+  bound: number
+  cancelled: number
 }
 
 /** Why a bound upstream call was cancelled: the kind of its request's `signal.reason`. */
@@ -49,14 +60,21 @@ export class Counters {
   fatal = 0
   unhandledCancellations = 0
   bound = 0
+  readonly byClient: Record<UpstreamClient, ClientCounts> = { undici: { bound: 0, cancelled: 0 }, http: { bound: 0, cancelled: 0 } }
   readonly cancelledBy: Record<CancelReason, number> = { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 0 }
 
   disconnected (phase: DisconnectPhase): void {
     this[phase]++
   }
 
-  cancelled (reason: unknown): void {
+  boundCall (client: UpstreamClient): void {
+    this.bound++
+    this.byClient[client].bound++
+  }
+
+  cancelled (reason: unknown, client: UpstreamClient): void {
     this.cancelledBy[cancelReason(reason)]++
+    this.byClient[client].cancelled++
   }
 
   snapshot (): HangupStats {
@@ -65,7 +83,11 @@ export class Counters {
       disconnects: { upload: this.upload, handler: this.handler, response: this.response },
       fatal: this.fatal,
       unhandledCancellations: this.unhandledCancellations,
-      upstream: { bound: this.bound, cancelled: { ...this.cancelledBy } }
+      upstream: {
+        bound: this.bound,
+        cancelled: { ...this.cancelledBy },
+        byClient: { undici: { ...this.byClient.undici }, http: { ...this.byClient.http } }
+      }
     }
   }
 }

@@ -233,7 +233,7 @@ test('autoBind leaves a global dispatcher someone else set after it in place', a
  * place, or null for a missing package), and prints what register rejected
  * with: code, message, and the cause's message.
  */
-function registerWithUndici (undiciSource: string | null): string {
+function registerWithUndici (undiciSource: string | null, autoBind: unknown = true): string {
   const target = undiciSource === null ? null : 'data:text/javascript,' + encodeURIComponent(undiciSource)
   const hook = 'data:text/javascript,' + encodeURIComponent(`export async function resolve (specifier, context, next) {
     if (specifier !== 'undici') return next(specifier, context)
@@ -248,7 +248,7 @@ function registerWithUndici (undiciSource: string | null): string {
     const Fastify = require('fastify')
     const { default: hangup } = require('../lib/index.js')
     const app = Fastify()
-    await app.register(hangup, { autoBind: true, fatal: false }).then(
+    await app.register(hangup, { autoBind: ${JSON.stringify(autoBind)}, fatal: false }).then(
       () => console.log('registered'),
       (error) => console.log([error.code, error.message, error.cause?.message].join('\\n'))
     )
@@ -289,6 +289,13 @@ test('the undici load error names the Node requirement only on a Node older than
   t.assert.strictEqual(undiciLoadError(null, '24.0.0').cause, null)
   const missing = Object.assign(new Error('Cannot find package'), { code: 'ERR_MODULE_NOT_FOUND' })
   t.assert.match(undiciLoadError(missing, '20.19.0').message, /cannot be loaded: it is not installed \(npm install undici\), received true$/)
+})
+
+test('autoBind: { http: true } without undici names autoBind.undici; { undici: false } needs no undici (node:http only)', (t: TestContext) => {
+  const [code, message] = registerWithUndici(null, { http: true }).split('\n')
+  t.assert.strictEqual(code, 'FST_HANGUP_INVALID_OPTION')
+  t.assert.strictEqual(message, 'fastify-hangup: option "autoBind.undici" must be false when undici cannot be loaded: it is not installed (npm install undici), received true')
+  t.assert.strictEqual(registerWithUndici(null, { undici: false }), 'registered')
 })
 
 test('interceptor(): at the handler API, a call dispatched for a request already cancelled gets onResponseError at once, with an aborted controller', async (t: TestContext) => {
@@ -390,7 +397,11 @@ for (const readFirst of [false, true]) {
     t.assert.deepStrictEqual(res.json(), { first: [true, true], later: true, signal: true })
     t.assert.strictEqual(upstream.received(), 1)
     t.assert.strictEqual((await upstream.closed(1)).closedEarly, true)
-    t.assert.deepStrictEqual(app.hangup.stats().upstream, { bound: 2, cancelled: { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 2 } })
+    t.assert.deepStrictEqual(app.hangup.stats().upstream, {
+      bound: 2,
+      cancelled: { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 2 },
+      byClient: { undici: { bound: 2, cancelled: 2 }, http: { bound: 0, cancelled: 0 } }
+    })
   })
 }
 

@@ -62,6 +62,9 @@ const scenarios: Array<{ name: string, path: string, autoBind?: boolean, status:
   { name: 'a floating prefetch (signal: request.signal) cancelled by abortOnResponse', path: '/prefetch', status: 200 },
   { name: 'autoBind, a fire-and-forget request(url).then((r) => r.body.dump())', path: '/fire-and-forget/request', autoBind: true, status: 200 },
   { name: 'autoBind, a fire-and-forget global fetch whose body read is cut', path: '/fire-and-forget/fetch', autoBind: true, status: 200 },
+  { name: 'autoBind, a fire-and-forget axios.get(url) (node:http)', path: '/fire-and-forget/axios', autoBind: true, status: 200 },
+  { name: 'autoBind, a fire-and-forget @smithy/node-http-handler call (node:http)', path: '/fire-and-forget/smithy', autoBind: true, status: 200 },
+  { name: 'autoBind, a fire-and-forget got(url).text() cut mid-body (node:http)', path: '/fire-and-forget/got', autoBind: true, status: 200 },
   { name: 'a fan-out sibling never awaited, cancelled by abortOnError', path: '/fan-out', status: 500 },
   { name: 'a floating call cancelled by a hang-up', path: '/hang-up', status: null },
   { name: 'a floating call cancelled by Fastify\'s handler timeout', path: '/handler-timeout', status: 503 }

@@ -11,7 +11,13 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['abortOnResponse', [], /option "abortOnResponse" must be a boolean, received an array/],
   ['disconnectLogLevel', 'warn', /option "disconnectLogLevel" must be one of 'trace', 'debug', 'info', 'silent', received "warn"/],
   ['disconnectLogLevel', 3, /option "disconnectLogLevel" must be one of .*, received number 3/],
-  ['autoBind', 'yes', /option "autoBind" must be a boolean, received "yes"/],
+  ['autoBind', 'yes', /option "autoBind" must be a boolean or an object such as \{ undici: true, http: false \}, received "yes"/],
+  ['autoBind', null, /option "autoBind" must be a boolean or an object .*, received null/],
+  ['autoBind', [], /option "autoBind" must be a boolean or an object .*, received an array/],
+  ['autoBind', { http: 'yes' }, /option "autoBind.http" must be a boolean, received "yes"/],
+  ['autoBind', { undici: null }, /option "autoBind.undici" must be a boolean, received null/],
+  ['autoBind', { fetch: false }, /option "autoBind.fetch" must be absent: autoBind takes undici and http, received boolean false/],
+  ['autoBind', { toString: true }, /option "autoBind.toString" must be absent: autoBind takes undici and http, received boolean true/],
   ['fatal', 'on', /option "fatal" must be a boolean or an object, received "on"/],
   ['fatal', null, /option "fatal" must be a boolean or an object, received null/],
   ['fatal', [], /option "fatal" must be a boolean or an object, received an array/],
@@ -50,10 +56,20 @@ test('options that are not an object are rejected', (t: TestContext) => {
 
 test('missing options give the documented defaults, unknown keys are left to Fastify', (t: TestContext) => {
   t.plan(4)
-  t.assert.deepStrictEqual(resolveOptions(undefined), { abortOnError: true, abortOnResponse: true, disconnectLogLevel: 'info', autoBind: false, fatal: FATAL_DEFAULTS })
+  t.assert.deepStrictEqual(resolveOptions(undefined), { abortOnError: true, abortOnResponse: true, disconnectLogLevel: 'info', autoBind: { undici: false, http: false }, fatal: FATAL_DEFAULTS })
   t.assert.strictEqual(resolveOptions(null), DEFAULTS)
   t.assert.ok(Object.isFrozen(DEFAULTS))
-  t.assert.deepStrictEqual(resolveOptions({ prefix: '/x', abortOnError: false, disconnectLogLevel: 'silent' }), { abortOnError: false, abortOnResponse: true, disconnectLogLevel: 'silent', autoBind: false, fatal: FATAL_DEFAULTS })
+  t.assert.deepStrictEqual(resolveOptions({ prefix: '/x', abortOnError: false, disconnectLogLevel: 'silent' }), { abortOnError: false, abortOnResponse: true, disconnectLogLevel: 'silent', autoBind: { undici: false, http: false }, fatal: FATAL_DEFAULTS })
+})
+
+test('autoBind: true binds every client, false none, an object the ones it does not turn off', (t: TestContext) => {
+  t.plan(6)
+  t.assert.deepStrictEqual(resolveOptions({ autoBind: true }).autoBind, { undici: true, http: true })
+  t.assert.deepStrictEqual(resolveOptions({ autoBind: false }).autoBind, { undici: false, http: false })
+  t.assert.deepStrictEqual(resolveOptions({ autoBind: {} }).autoBind, { undici: true, http: true })
+  t.assert.deepStrictEqual(resolveOptions({ autoBind: { http: false } }).autoBind, { undici: true, http: false })
+  t.assert.deepStrictEqual(resolveOptions({ autoBind: { undici: false, http: true } }).autoBind, { undici: false, http: true })
+  t.assert.ok(Object.isFrozen(resolveOptions({ autoBind: { http: false } }).autoBind))
 })
 
 test('fatal: true is the defaults, false is off, an object is completed with the defaults', (t: TestContext) => {

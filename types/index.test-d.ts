@@ -11,6 +11,9 @@ import hangup, {
   detach,
   type HangupInterceptor,
   type CancelReason,
+  type AutoBindOptions,
+  type UpstreamClient,
+  type ClientCounts,
   type DisconnectPhase,
   type FatalOptions,
   type FastifyHangupOptions,
@@ -78,6 +81,11 @@ expectType<'FST_HANGUP_RESPONSE_DESTROYED'>(ResponseDestroyedError.create().code
 // autoBind and the interceptor
 app.register(hangup, { autoBind: true })
 expectError(app.register(hangup, { autoBind: 'yes' }))
+app.register(hangup, { autoBind: { undici: true, http: false } })
+app.register(hangup, { autoBind: { http: true } })
+expectError(app.register(hangup, { autoBind: { fetch: true } }))
+expectError(app.register(hangup, { autoBind: { http: 'yes' } }))
+expectAssignable<AutoBindOptions>({ undici: false })
 expectType<HangupInterceptor>(interceptor())
 expectAssignable<Dispatcher.DispatcherComposeInterceptor>(interceptor())
 expectAssignable<Dispatcher>(new Agent().compose(interceptor()))
@@ -90,3 +98,7 @@ expectType<number>(app.hangup.stats().upstream.bound)
 expectType<Record<CancelReason, number>>(app.hangup.stats().upstream.cancelled)
 expectType<number>(app.hangup.stats().upstream.cancelled.clientDisconnected)
 expectError(app.hangup.stats().upstream.cancelled.nope)
+expectType<Record<UpstreamClient, ClientCounts>>(app.hangup.stats().upstream.byClient)
+expectType<number>(app.hangup.stats().upstream.byClient.http.cancelled)
+expectType<number>(app.hangup.stats().upstream.byClient.undici.bound)
+expectError(app.hangup.stats().upstream.byClient.fetch)

@@ -2,7 +2,7 @@ import diagnosticsChannel from 'node:diagnostics_channel'
 import type { FastifyRequest } from 'fastify'
 import type { DisconnectPhase } from '../errors.js'
 import type { CloseCause } from '../shutdown/graceful-close.js'
-import { cancelReason, type CancelReason } from '../stats.js'
+import { cancelReason, type CancelReason, type UpstreamClient } from '../stats.js'
 
 /**
  * The plugin's `diagnostics_channel` names (docs/events.md). Channels are
@@ -18,7 +18,8 @@ export const channels = {
 } as const
 
 /** Which client a cancelled upstream call was made with. */
-export type CancelClient = 'undici' | 'http'
+/** The client of a cancelled call: the same kinds `stats().upstream.byClient` counts. */
+export type CancelClient = UpstreamClient
 
 /** `fastify-hangup:hangup`: a client hung up; once per hang-up. */
 export interface HangupEvent {

@@ -2,9 +2,9 @@ import { setMaxListeners } from 'node:events'
 import type { FastifyBaseLogger, FastifyReply } from 'fastify'
 import { recordCancellation } from '../shutdown/cancellations.js'
 import { ClientDisconnectedError, ResponseDestroyedError, ResponseSentError, type DisconnectPhase } from '../errors.js'
-import type { Counters } from '../stats.js'
+import type { Counters, UpstreamClient } from '../stats.js'
 import type { DisconnectLogLevel } from '../options.js'
-import { publishCancel, publishHangup, type CancelClient } from '../events/channels.js'
+import { publishCancel, publishHangup } from '../events/channels.js'
 
 /** The request's and the response's slot for their lifecycle. */
 export const kLifecycle = Symbol('fastify-hangup.lifecycle')
@@ -46,11 +46,12 @@ export interface RawResponse {
   [kLifecycle]?: RequestLifecycle
 }
 
-/** An upstream call bound to a request (lib/upstream/interceptor.ts). */
+/** An upstream call bound to a request (lib/upstream/interceptor.ts, lib/upstream/http-client.ts). */
 export interface BoundWork {
-  /** The client the call was made with, for the `fastify-hangup:cancel` event. */
-  readonly client: CancelClient
-  cancel (reason: unknown): void
+  /** The client that made the call: what the counters, and the `fastify-hangup:cancel` event, tell apart. */
+  readonly client: UpstreamClient
+  /** Cancels the call with `reason`; false when it was already over (nothing cancelled, nothing counted). */
+  cancel (reason: unknown): boolean
 }
 
 /** The app's list of requests in flight and its graceful close (lib/shutdown/graceful-close.ts), as a request sees them. */
@@ -340,8 +341,7 @@ export class RequestLifecycle {
     if (calls === null) return
     this.calls = null
     for (const work of calls) {
-      work.cancel(reason)
-      publishCancel(this.reply.request, reason, work.client)
+      if (work.cancel(reason)) publishCancel(this.reply.request, reason, work.client)
     }
   }
 

@@ -58,11 +58,12 @@ class BoundCall implements DispatchHandler, BoundWork {
     lifecycle.bind(this)
   }
 
-  cancel (reason: unknown): void {
+  cancel (reason: unknown): boolean {
     this.reason = reason
-    this.lifecycle.runtime.counters.cancelled(reason)
+    this.lifecycle.runtime.counters.cancelled(reason, 'undici')
     const controller = this.controller
     if (controller !== null && !controller.aborted) controller.abort(reason as Error)
+    return true
   }
 
   private done (): void {
@@ -119,12 +120,12 @@ export function interceptor (): HangupInterceptor {
     return function hangupDispatch (options: object, handler: DispatchHandler): boolean {
       const lifecycle = requestContext.getStore()
       if (lifecycle === undefined) return dispatch(options, handler)
-      lifecycle.runtime.counters.bound++
+      lifecycle.runtime.counters.boundCall('undici')
       const reason = lifecycle.cancellation()
       if (reason !== undefined) {
         // A call started for a request that is over counts as cancelled,
         // in the counters and the event alike (docs/events.md).
-        lifecycle.runtime.counters.cancelled(reason)
+        lifecycle.runtime.counters.cancelled(reason, 'undici')
         publishCancel(lifecycle.reply.request, reason, 'undici')
         handler.onResponseError?.(failedController(reason as Error), reason as Error)
         return true

@@ -1,12 +1,16 @@
 import { InvalidOptionError } from '../errors.js'
 import type { UndiciGlobals } from './auto-bind.js'
 
-/** The user's undici (a peer dependency): the copy whose global dispatcher their calls use. */
-export async function loadUndici (): Promise<UndiciGlobals> {
+/**
+ * The user's undici (a peer dependency): the copy whose global dispatcher
+ * their calls use. `option`: the option that asked for it (`autoBind`, or
+ * `autoBind.undici` in the object form).
+ */
+export async function loadUndici (option = 'autoBind'): Promise<UndiciGlobals> {
   try {
     return await import('undici') as unknown as UndiciGlobals
   } catch (cause) {
-    throw undiciLoadError(cause)
+    throw undiciLoadError(cause, process.versions.node, option)
   }
 }
 
@@ -21,11 +25,11 @@ const UNDICI_8_MIN_NODE = '22.19'
  * ("Cannot read properties of undefined (reading 'bind')", undici 8.14 on
  * Node 20.20).
  */
-export function undiciLoadError (cause: unknown, nodeVersion: string = process.versions.node): InstanceType<typeof InvalidOptionError> {
+export function undiciLoadError (cause: unknown, nodeVersion: string = process.versions.node, option = 'autoBind'): InstanceType<typeof InvalidOptionError> {
   const why = isNotFound(cause)
     ? 'it is not installed (npm install undici)'
     : `it threw ${describe(cause)}${olderThan(nodeVersion, UNDICI_8_MIN_NODE) ? `; undici 8 requires Node >= ${UNDICI_8_MIN_NODE}, this is Node ${nodeVersion}: npm install undici@7` : ''}`
-  const error = new InvalidOptionError('autoBind', `false when undici cannot be loaded: ${why}`, 'true')
+  const error = new InvalidOptionError(option, `false when undici cannot be loaded: ${why}`, 'true')
   error.cause = cause
   return error
 }

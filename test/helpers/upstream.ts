@@ -1,5 +1,6 @@
 import { once } from 'node:events'
 import http from 'node:http'
+import https from 'node:https'
 import type { AddressInfo } from 'node:net'
 import { PATIENCE_MS } from './app.js'
 
@@ -30,6 +31,8 @@ export interface UpstreamOptions {
   /** Stream this many chunks of 1 KiB, `chunkEveryMs` apart, after the delay. */
   chunks?: number
   chunkEveryMs?: number
+  /** Serve HTTPS with this key and certificate (tlsMaterial() in util.ts); the URL is then https://. */
+  tls?: { key: Buffer, cert: Buffer }
 }
 
 /**
@@ -43,7 +46,7 @@ export async function startUpstream (opts: UpstreamOptions = {}): Promise<Upstre
   const records: UpstreamRecord[] = []
   const waiters: Array<() => void> = []
   let received = 0
-  const server = http.createServer((req, res) => {
+  const handler: http.RequestListener = (req, res) => {
     received++
     const record: UpstreamRecord = { method: req.method ?? '', url: req.url ?? '', bodyBytes: 0, closedEarly: false, startedAt: performance.now(), closedAt: 0 }
     req.on('data', (chunk: Buffer) => { record.bodyBytes += chunk.length })
@@ -70,7 +73,8 @@ export async function startUpstream (opts: UpstreamOptions = {}): Promise<Upstre
       records.push(record)
       for (const wake of waiters.splice(0)) wake()
     })
-  })
+  }
+  const server = opts.tls === undefined ? http.createServer(handler) : https.createServer({ key: opts.tls.key, cert: opts.tls.cert }, handler)
   server.listen(0, '127.0.0.1')
   await once(server, 'listening')
   const { port } = server.address() as AddressInfo
@@ -89,7 +93,7 @@ export async function startUpstream (opts: UpstreamOptions = {}): Promise<Upstre
   }
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${opts.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     records,
     received: () => received,
     closed,

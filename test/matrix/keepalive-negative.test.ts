@@ -134,7 +134,7 @@ for (const { transport, what } of CASES) {
     // Each signal ended with the response (abortOnResponse), never as a disconnect.
     await poll(() => endReasons.length === REQUESTS && app.hangup.stats().inflight === 0, WAIT_MS, 'every response to close')
     t.assert.deepStrictEqual([...new Set(endReasons)], ['FST_HANGUP_RESPONSE_SENT'])
-    t.assert.deepStrictEqual(app.hangup.stats(), { inflight: 0, disconnects: { upload: 0, handler: 0, response: 0 }, fatal: 0, unhandledCancellations: 0, upstream: { bound: 0, cancelled: { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 0 } } })
+    t.assert.deepStrictEqual(app.hangup.stats(), { inflight: 0, disconnects: { upload: 0, handler: 0, response: 0 }, fatal: 0, unhandledCancellations: 0, upstream: { bound: 0, cancelled: { clientDisconnected: 0, responseSent: 0, handlerTimeout: 0, serverClosing: 0, error: 0 }, byClient: { undici: { bound: 0, cancelled: 0 }, http: { bound: 0, cancelled: 0 } } } })
 
     await settleWarnings()
     t.assert.deepStrictEqual(warnings.map((w) => `${w.name}: ${w.message}`), [], 'no process warning')
