@@ -17,6 +17,7 @@ const REPORTER = join(__dirname, 'helpers', 'reporter.js')
 
 const SUITE_A = `
 const { test } = require('node:test')
+process.stderr.write('a says this on stderr\\n')
 test('adds', () => {})
 test('is skipped', { skip: 'not here' }, () => {})
 test('is a todo', { todo: 'later' }, () => { throw new Error('not yet') })
@@ -32,6 +33,7 @@ test('outer', async (t) => {
 
 const SUITE_B = `
 const { test } = require('node:test')
+process.stderr.write('b says this on stderr\\n')
 test('b passes', () => {})
 test('b passes too', () => {})
 `
@@ -74,6 +76,9 @@ test('the reporter: a dot per test, each failure in full with its diagnostics, a
   t.assert.ok(lines.some((line) => /✖ \S*a\.test\.js: outer > inner fails$/.test(line)), out)
   // The slowest files, each with its duration.
   t.assert.match(out, /duration [\d.]+ s; slowest files:\n {2}[ \d.]+ s {2}\S*[ab]\.test\.js\n {2}[ \d.]+ s {2}\S*[ab]\.test\.js\n/)
+  // The stderr of a file with a failure, not of one without.
+  t.assert.match(out, /\[stderr of \S*a\.test\.js, last 1 lines\]\na says this on stderr\n/)
+  t.assert.doesNotMatch(out, /b says this/)
   // No TAP: no "ok"/"not ok" lines.
   t.assert.ok(!lines.some((line) => /^\s*(not )?ok \d/.test(line)), out)
 })

@@ -41,13 +41,17 @@ interface Tally {
   names: Map<string, string[]>
   /** The places (file and nesting) whose last test failed: the diagnostics that follow are its. */
   failedAt: Set<string>
+  /** Per file: the last STDERR_LINES lines its process wrote to stderr, printed if one of its tests failed. */
+  stderr: Map<string, string[]>
+  filesFailed: Set<string>
 }
 
 const DOTS_PER_LINE = 80
+const STDERR_LINES = 50
 const SLOWEST = 5
 
 function newTally (): Tally {
-  return { passed: 0, failed: 0, skipped: 0, todo: 0, fileMs: new Map(), failures: [], names: new Map(), failedAt: new Set() }
+  return { passed: 0, failed: 0, skipped: 0, todo: 0, fileMs: new Map(), failures: [], names: new Map(), failedAt: new Set(), stderr: new Map(), filesFailed: new Set() }
 }
 
 /** Where an event comes from: a file and its position (nesting) in it. */
@@ -94,9 +98,27 @@ function started (tally: Tally, event: ReporterEvent): void {
   tally.failedAt.delete(key)
 }
 
-/** A test ended (in the order they ran; passes and failures come in the order of the file's report). */
-function completed (tally: Tally, event: ReporterEvent): void {
-  if (isFileTest(event)) tally.fileMs.set(where(event).file, event.data?.details?.duration_ms ?? 0)
+/**
+ * A test ended (in the order they ran; passes and failures come in the
+ * order of the file's report). For a whole file: its duration, and its
+ * stderr if one of its tests failed.
+ */
+function completed (tally: Tally, event: ReporterEvent): string {
+  if (!isFileTest(event)) return ''
+  const { file } = where(event)
+  tally.fileMs.set(file, event.data?.details?.duration_ms ?? 0)
+  const stderr = tally.stderr.get(file) ?? []
+  tally.stderr.delete(file)
+  if (!tally.filesFailed.has(file) || stderr.length === 0) return ''
+  return `\n[stderr of ${file}, last ${stderr.length} lines]\n${stderr.join('\n')}\n`
+}
+
+/** A line of a file's stderr (a warning Node printed, a child's output a test passed through): kept for `completed`. */
+function keepStderr (tally: Tally, event: ReporterEvent): void {
+  const { file } = where(event)
+  const lines = tally.stderr.get(file) ?? []
+  lines.push(...(event.data?.message ?? '').replace(/\n$/, '').split('\n'))
+  tally.stderr.set(file, lines.slice(-STDERR_LINES))
 }
 
 /** A test passed (or was skipped, or is a todo): a dot, or nothing for a suite or a file. */
@@ -132,6 +154,7 @@ function failed (tally: Tally, event: ReporterEvent): string {
     tally.failures.push(`${file}: ${fullName(tally, event)}`)
   }
   tally.failedAt.add(key)
+  tally.filesFailed.add(file)
   return `\n✖ ${fullName(tally, event)}\n  ${file}\n${indent(describeFailure(error))}\n`
 }
 
@@ -167,8 +190,7 @@ function report (tally: Tally, event: ReporterEvent): string {
       started(tally, event)
       return ''
     case 'test:complete':
-      completed(tally, event)
-      return ''
+      return completed(tally, event)
     case 'test:pass':
       return passed(tally, event)
     case 'test:fail':
@@ -176,9 +198,8 @@ function report (tally: Tally, event: ReporterEvent): string {
     case 'test:diagnostic':
       return diagnostic(tally, event)
     case 'test:stderr':
-      // A test's own stderr (a warning Node printed, a child's output it
-      // passed through): rare, and worth seeing.
-      return `\n[stderr ${where(event).file}] ${event.data?.message ?? ''}`
+      keepStderr(tally, event)
+      return ''
     default:
       return ''
   }
