@@ -64,7 +64,7 @@ function othersListen (event: ErrorEvent): boolean {
 }
 
 /** The names of the other listeners of each event, for the log ('anonymous' for an unnamed one); null if there are none. */
-export function describeOtherListeners (): Record<ErrorEvent, string[]> | null {
+function describeOtherListeners (): Record<ErrorEvent, string[]> | null {
   const names = (event: ErrorEvent): string[] => otherListeners(event).map((listener) => listener.name === '' ? 'anonymous' : listener.name)
   const found = { uncaughtException: names('uncaughtException'), unhandledRejection: names('unhandledRejection') }
   return found.uncaughtException.length + found.unhandledRejection.length === 0 ? null : found
@@ -175,7 +175,7 @@ export class ProcessGuard {
   add (app: GuardedApp): void {
     this.apps.add(app)
     this.sync()
-    this.tellOfOthers()
+    attempt(() => this.tellOfOthers())
   }
 
   /**
@@ -189,13 +189,15 @@ export class ProcessGuard {
     for (const app of this.apps) {
       if (this.told.has(app)) continue
       this.told.add(app)
+      // Each app's own logger; one that throws must not keep the others untold.
       attempt(() => app.log.info({ otherListeners: others }, OTHER_LISTENERS_MESSAGE))
     }
   }
 
   /** 'newListener' comes before the listener is added: the look waits a microtask. */
   private readonly onNewListener = (event: string | symbol): void => {
-    if (event === 'uncaughtException' || event === 'unhandledRejection') queueMicrotask(() => this.tellOfOthers())
+    // attempt: a listener's name is read, and nothing here may throw.
+    if (event === 'uncaughtException' || event === 'unhandledRejection') queueMicrotask(() => attempt(() => this.tellOfOthers()))
   }
 
   /** An app closed. While a close is running the listeners stay: a second crash must still be handled. */
