@@ -94,6 +94,10 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   } satisfies HangupDecorator)
   fastify.addHook('onRequest', hooks.onRequest)
   fastify.addHook('onError', hooks.onError)
+  // A `fastify.close()` from another handler of the same crash or signal
+  // (close-with-grace, a hand-rolled one) joins the graceful close: it
+  // returns once the drain is over (docs/coexistence.md).
+  fastify.addHook('preClose', () => graceful.drainOver())
   if (asyncContext) fastify.addHook('preValidation', hooks.preValidation)
   if (autoBind.undici || autoBind.http) {
     // undici is loaded now, so a missing undici rejects register; bound from

@@ -380,7 +380,9 @@ for (const readFirst of [false, true]) {
       if (readFirst) t.assert.strictEqual(request.signal.aborted, false)
       const first = await Promise.allSettled([
         repository.request(upstream.url),
-        new Promise((_resolve, reject) => setTimeout(() => reject(sibling), 50)).catch((error: unknown) => {
+        // Fails once the bound call reached the upstream (a fixed 50 ms lost
+        // that race on a busy machine: the call was not sent yet).
+        until(() => upstream.received() === 1, 'the bound call to reach the upstream').then(() => { throw sibling }).catch((error: unknown) => {
           // What abortOnError does when the handler rejects, done here to go on.
           ;(request as unknown as Record<symbol, { abort: (reason: unknown) => void }>)[kLifecycle].abort(error)
           throw error

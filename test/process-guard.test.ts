@@ -1,5 +1,5 @@
 import { test, type TestContext } from 'node:test'
-import { ProcessGuard, type GuardedApp } from '../lib/shutdown/process-guard.js'
+import { OTHER_LISTENERS_MESSAGE, ProcessGuard, type GuardedApp } from '../lib/shutdown/process-guard.js'
 import type { CloseCause } from '../lib/shutdown/graceful-close.js'
 import type { RequestLifecycle } from '../lib/request/lifecycle.js'
 
@@ -22,7 +22,8 @@ function fakeApp (broken: boolean, name = 'app'): FakeApp {
   }
   const log = {
     fatal: (_obj: unknown, msg: string) => fail(`fatal ${msg}`),
-    info: (_obj: unknown, msg: string) => calls.push(`info ${msg}`),
+    // The runner's own listeners are others: that line has its own test below.
+    info: (_obj: unknown, msg: string) => { if (msg !== OTHER_LISTENERS_MESSAGE) calls.push(`info ${msg}`) },
     warn: (_obj: unknown, msg: string) => calls.push(`warn ${msg}`)
   }
   return {
@@ -96,3 +97,60 @@ test('signals: the first closes gracefully, a second one without exit is ignored
   await new Promise((resolve) => setImmediate(resolve))
   t.assert.strictEqual(process.listenerCount('SIGHUP'), before)
 })
+
+/** A fake app whose `info` lines are kept with their fields. */
+function listeningApp (): GuardedApp & { told: unknown[] } {
+  const told: unknown[] = []
+  const log = { info: (obj: { otherListeners?: unknown }, msg: string) => { if (msg === OTHER_LISTENERS_MESSAGE) told.push(obj.otherListeners) } }
+  return { ...fakeApp(false), log: log as never, told }
+}
+
+/** Runs `fn` with no `event` listener but those it adds (node:test's runner has its own); restores them after. */
+async function withoutListeners (events: Array<'uncaughtException' | 'unhandledRejection'>, fn: () => Promise<void>): Promise<void> {
+  // One type for both events' listeners: Node's typings have an overload per event.
+  const saved = events.map((event) => [event, process.listeners(event as 'uncaughtException')] as const)
+  for (const event of events) process.removeAllListeners(event)
+  try {
+    await fn()
+  } finally {
+    for (const [event, listeners] of saved) {
+      for (const listener of listeners) process.on(event as 'uncaughtException', listener)
+    }
+  }
+}
+
+test('other uncaughtException/unhandledRejection listeners: each app is told once, at info, with their names, at its ready or when one is added later; none, nothing said', async (t: TestContext) => {
+  await withoutListeners(['uncaughtException', 'unhandledRejection'], async () => {
+    const guard = new ProcessGuard()
+    const first = listeningApp()
+    guard.add(first)
+    uninstall(t, guard, first)
+    // The guard's own listeners do not count.
+    await Promise.resolve()
+    t.assert.deepStrictEqual(first.told, [])
+
+    // Added after the ready (close-with-grace set up after listen()).
+    function onError (): void {}
+    process.on('uncaughtException', onError)
+    t.after(() => process.removeListener('uncaughtException', onError))
+    await Promise.resolve()
+    t.assert.deepStrictEqual(first.told, [{ uncaughtException: ['onError'], unhandledRejection: [] }])
+
+    // Another one later: already told.
+    const anonymous = [(): void => {}][0] as () => void
+    process.on('unhandledRejection', anonymous)
+    t.after(() => process.removeListener('unhandledRejection', anonymous))
+    process.on('exit', noop)
+    t.after(() => process.removeListener('exit', noop))
+    await Promise.resolve()
+    t.assert.strictEqual(first.told.length, 1)
+
+    // An app ready now is told at its ready, of both.
+    const second = listeningApp()
+    guard.add(second)
+    uninstall(t, guard, second)
+    t.assert.deepStrictEqual(second.told, [{ uncaughtException: ['onError'], unhandledRejection: ['anonymous'] }])
+  })
+})
+
+function noop (): void {}

@@ -107,6 +107,10 @@ export class GracefulClose {
   private done: Promise<void> | null = null
   /** Resolves `done`; a no-op before the close and once called (the deadline and a drained close can both finish). */
   private resolveDone: () => void = noop
+  /** Set when the close starts: resolved once the drain is over (`drainOver`). */
+  private drained: Promise<void> | null = null
+  /** Resolves `drained`; a no-op before the close and once called. */
+  private resolveDrained: () => void = noop
   private serverClosed = false
   /** Past IDLE_WINDOW_MS: idle connections are closed as they turn idle. */
   private idleWindowOver = false
@@ -211,9 +215,24 @@ export class GracefulClose {
   waitFor (promise: Promise<unknown>): void {
     const settled: Promise<void> = promise.then(noop, noop).then(() => {
       this.pending.delete(settled)
+      this.checkDrainOver()
       this.checkFinished()
     })
     this.pending.add(settled)
+  }
+
+  /**
+   * What a `fastify.close()` called from elsewhere waits for in its
+   * `preClose` hook (close-with-grace's handler, a hand-rolled one): the end
+   * of the drain, not the close's end, which itself runs `fastify.close()`.
+   * Fastify closes the HTTP server once `preClose` is over, and since Node 19
+   * that closes every idle connection at once (nodejs/node#41578), cutting
+   * the idle window; and the `fastify.close()` that resolves is the caller's
+   * cue to exit, which must not come before the user's `onFatal` settled.
+   * Resolved at once when no close is running.
+   */
+  drainOver (): Promise<void> {
+    return this.drained ?? Promise.resolve()
   }
 
   /**
@@ -225,6 +244,7 @@ export class GracefulClose {
   close (cause: CloseCause, stopAccepting: Promise<void> | null = null): Promise<void> {
     if (this.done !== null) return this.done
     this.done = new Promise((resolve) => { this.resolveDone = resolve })
+    this.drained = new Promise((resolve) => { this.resolveDrained = resolve })
     this.markLastRequests()
     this.startedAt = performance.now()
     this.armDeadline(this.gracePeriod)
@@ -359,12 +379,24 @@ export class GracefulClose {
   private closeApp (): void {
     if (this.appCloseStarted) return
     this.appCloseStarted = true
+    this.checkDrainOver()
     this.fastify.close().catch((error: unknown) => {
       this.fastify.log.error({ err: error }, 'fastify.close() failed during the graceful close')
     }).then(() => {
       this.appClosed = true
       this.checkFinished()
     }, noop)
+  }
+
+  /** Nothing left to serve (or the deadline answered it), and what the close waits for settled. */
+  private checkDrainOver (): void {
+    if (this.appCloseStarted && this.pending.size === 0) this.endDrain()
+  }
+
+  private endDrain (): void {
+    const resolve = this.resolveDrained
+    this.resolveDrained = noop
+    resolve()
   }
 
   private checkFinished (): void {
@@ -389,6 +421,8 @@ export class GracefulClose {
 
   private answerStragglers (): void {
     for (const lifecycle of this.requests.all()) answerGenerically(lifecycle.reply, 503, this.endsConnection(lifecycle))
+    // The deadline bounds an `onFatal` that never settles too.
+    this.endDrain()
     this.closeApp()
     setTimeout(() => this.finish(), FINAL_FLUSH_MS).unref()
   }

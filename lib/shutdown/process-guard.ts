@@ -52,11 +52,32 @@ const MESSAGES: Record<FatalOrigin, string> = {
  */
 const kGuardListener = PROCESS_SINGLETONS.guardListener.key
 
-/** True when a listener for `event` other than a guard's is installed: that one handles it, as far as Node is concerned. */
-function othersListen (event: 'uncaughtException' | 'unhandledRejection'): boolean {
+type ErrorEvent = 'uncaughtException' | 'unhandledRejection'
+
+/** The listeners for `event` other than a guard's. */
+function otherListeners (event: ErrorEvent): Array<(...args: never[]) => unknown> {
   const listeners: ReadonlyArray<(...args: never[]) => unknown> = process.listeners(event as 'uncaughtException')
-  return listeners.some((listener) => !(kGuardListener in listener))
+  return listeners.filter((listener) => !(kGuardListener in listener))
 }
+
+/** True when a listener for `event` other than a guard's is installed: that one handles it, as far as Node is concerned. */
+function othersListen (event: ErrorEvent): boolean {
+  return otherListeners(event).length > 0
+}
+
+/** The names of the other listeners of each event, for the log ('anonymous' for an unnamed one); null if there are none. */
+function describeOtherListeners (): Record<ErrorEvent, string[]> | null {
+  const names = (event: ErrorEvent): string[] => otherListeners(event).map((listener) => listener.name === '' ? 'anonymous' : listener.name)
+  const found = { uncaughtException: names('uncaughtException'), unhandledRejection: names('unhandledRejection') }
+  return found.uncaughtException.length + found.unhandledRejection.length === 0 ? null : found
+}
+
+/**
+ * Said once per app, at `info`: an error tracker (Sentry) listens too and
+ * does no harm; a handler that exits or closes the app changes the close.
+ */
+export const OTHER_LISTENERS_MESSAGE = 'other uncaughtException/unhandledRejection listeners run too on a fatal error; ' +
+  'an error tracker is fine, one that exits or closes the app: see docs/coexistence.md'
 
 /** A writable with no `flush()`. */
 interface PlainStream {
@@ -122,6 +143,9 @@ export class ProcessGuard {
   private readonly watchers = new Set<object>()
   /** Signals `onSignal` listens to. */
   private readonly signals = new Set<NodeJS.Signals>()
+  /** Apps told of the other error listeners (`tellOfOthers`). */
+  private readonly told = new WeakSet<GuardedApp>()
+  private newListenerWatched = false
   private rejectionListenerInstalled = false
   private uncaughtListenerInstalled = false
   /**
@@ -152,6 +176,29 @@ export class ProcessGuard {
   add (app: GuardedApp): void {
     this.apps.add(app)
     this.sync()
+    attempt(() => this.tellOfOthers())
+  }
+
+  /**
+   * Tells each app, once, of the other `uncaughtException` /
+   * `unhandledRejection` listeners: at its ready, or when one is added
+   * later (close-with-grace set up after `listen()`).
+   */
+  private tellOfOthers (): void {
+    const others = describeOtherListeners()
+    if (others === null) return
+    for (const app of this.apps) {
+      if (this.told.has(app)) continue
+      this.told.add(app)
+      // Each app's own logger; one that throws must not keep the others untold.
+      attempt(() => app.log.info({ otherListeners: others }, OTHER_LISTENERS_MESSAGE))
+    }
+  }
+
+  /** 'newListener' comes before the listener is added: the look waits a microtask. */
+  private readonly onNewListener = (event: string | symbol): void => {
+    // attempt: a listener's name is read, and nothing here may throw.
+    if (event === 'uncaughtException' || event === 'unhandledRejection') queueMicrotask(() => attempt(() => this.tellOfOthers()))
   }
 
   /** An app closed. While a close is running the listeners stay: a second crash must still be handled. */
@@ -311,6 +358,10 @@ export class ProcessGuard {
     if (uncaught !== this.uncaughtListenerInstalled) {
       process[uncaught ? 'on' : 'removeListener']('uncaughtException', this.onUncaughtException)
       this.uncaughtListenerInstalled = uncaught
+    }
+    if (fatalApps !== this.newListenerWatched) {
+      process[fatalApps ? 'on' : 'removeListener']('newListener', this.onNewListener)
+      this.newListenerWatched = fatalApps
     }
     const wantedSignals = new Set<NodeJS.Signals>()
     for (const app of this.apps) for (const signal of app.signals) wantedSignals.add(signal)

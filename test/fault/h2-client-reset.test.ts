@@ -6,7 +6,7 @@ import {
   type FaultApp
 } from './helpers/fault.js'
 import type { Transport } from '../helpers/transport.js'
-import { H2_RESPONSE_WARN_TODO } from '../matrix/helpers/known-issues.js'
+import { H2_RESPONSE_WARN } from '../matrix/helpers/known-issues.js'
 import { tlsMaterial, within } from '../helpers/util.js'
 
 /**
@@ -57,13 +57,13 @@ function openStream (session: http2.ClientHttp2Session, phase: Phase): { stream:
 
 /**
  * The warn lines Fastify itself logs for a body it was piping when the
- * client reset mid-response (H2_RESPONSE_WARN_TODO); none before the headers.
+ * client reset mid-response (H2_RESPONSE_WARN in known-issues.ts); none before the headers.
  */
 function fastifyWarnings (fa: FaultApp, phase: Phase): string[] {
   if (phase === 'handler') return []
   const key = '40 FST_HANGUP_CLIENT_DISCONNECTED'
   const lines = fa.logs.lines.filter((line) => line.level > 30).map(lineKey)
-  return lines.every((line) => line === key) ? lines : [`only "${key}" lines (${H2_RESPONSE_WARN_TODO})`]
+  return lines.every((line) => line === key) ? lines : [`only "${key}" lines (${H2_RESPONSE_WARN})`]
 }
 
 for (const [index, transport] of (['h2c', 'h2-tls'] as Transport[]).entries()) {
