@@ -248,10 +248,10 @@ test('autoBind, http.request: 100 completed calls on a keep-alive agent leave no
     for (let i = 1; i < 100; i++) await nodeGet(upstream.url, { agent })
     return {
       sockets: sockets.size,
-      calls: lifecycleOf(request).calls?.size ?? 0,
+      calls: lifecycleOf(request).boundCalls,
       socketListeners: listenersOf(socket as Socket),
       before,
-      controller: lifecycleOf(request).controller !== null
+      controller: lifecycleOf(request).signalCreated
     }
   })
   const res = (await app.inject('/')).json() as { sockets: number, calls: number, socketListeners: object, before: object, controller: boolean }

@@ -199,6 +199,11 @@ export class RequestLifecycle {
     return this.controller !== null
   }
 
+  /** Upstream calls bound to this request that have not ended. */
+  get boundCalls (): number {
+    return this.calls?.size ?? 0
+  }
+
   /**
    * Adopts an existing controller (Fastify's handler-timeout one). Fastify
    * aborts it itself on timeout: that abort must reach the bound calls too.
