@@ -99,4 +99,7 @@ test('HTTP/2: streams opened together each have their own context, and none befo
   t.assert.deepStrictEqual(statuses, Array(count).fill(200))
   await until(() => upstream.received() === 2 * count, 'every upstream call')
   t.assert.strictEqual(app.hangup.stats().upstream.bound, count, 'only the handlers\' calls are bound')
+  // Closed here, not after the app: an open session would hold app.close().
+  session.close()
+  await within(once(session, 'close'), PATIENCE_MS, 'the session to close')
 })

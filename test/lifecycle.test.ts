@@ -229,3 +229,16 @@ test('clientGone: an ended HTTP/1.1 response still queued (pipelined) is a hang-
     t.assert.strictEqual(lifecycleOf(req, res, fakeRuntime()).clientGone(), gone, name)
   }
 })
+
+test('boundCalls: none before a call is bound, one while it runs, none once it ended or was cancelled', (t: TestContext) => {
+  const lifecycle = lifecycleOf(fakeReq(), fakeRes(), fakeRuntime())
+  t.assert.strictEqual(lifecycle.boundCalls, 0)
+  const work = { client: 'undici' as const, cancel: () => true }
+  lifecycle.bind(work)
+  t.assert.strictEqual(lifecycle.boundCalls, 1)
+  lifecycle.unbind(work)
+  t.assert.strictEqual(lifecycle.boundCalls, 0)
+  lifecycle.bind(work)
+  lifecycle.abort(new Error('stop'))
+  t.assert.strictEqual(lifecycle.boundCalls, 0)
+})
