@@ -169,7 +169,8 @@ function pairRatios (s) {
 function renderThroughput (files) {
   const rows = []
   for (const f of files) {
-    const label = nodeLabel(f) + (f.tag.run ? ` (run ${f.tag.run})` : '') + (f.json.against === 'no-fatal' ? ', `fatal: false`' : '')
+    const variant = { 'no-fatal': ', `fatal: false`', 'no-context': ', `fatal: { asyncContext: false }`' }[f.json.against] ?? ''
+    const label = nodeLabel(f) + (f.tag.run ? ` (run ${f.tag.run})` : '') + variant
     for (const s of f.json.summaries) {
       rows.push([label, `\`/${s.route}\``, num(s.bareMedianRps), num(s.pluginMedianRps), pct(s.ratio), pairRatios(s), s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`])
     }
@@ -192,16 +193,20 @@ function renderUpstreamCall (files) {
   )
 }
 
-/** Two patterns, one row per Node: autobind against bare Fastify, and against bare Fastify with undici loaded. */
-function renderAutobindRoute (vsBare, vsUndici) {
-  const nodes = [...new Set([...vsBare, ...vsUndici].map((f) => f.node))].sort(compareVersions)
+/**
+ * Three patterns, one row per Node: autobind against bare Fastify, against
+ * bare Fastify with undici loaded, and against the plugin's defaults (the
+ * target: at most 2 points below).
+ */
+function renderAutobindRoute (vsBare, vsUndici, vsPlugin) {
+  const nodes = [...new Set([...vsBare, ...vsUndici, ...vsPlugin].map((f) => f.node))].sort(compareVersions)
   const ignore = (files, node) => files.find((f) => f.node === node)?.json.summaries.find((s) => s.route === 'ignore')
+  const cell = (s) => s ? `${pct(s.ratio)} (within pairs ${pairRatios(s)})` : '—'
   return table(
-    ['Node', 'autobind vs bare Fastify', "autobind vs bare Fastify + `require('undici')`"],
+    ['Node', 'autobind vs bare Fastify', "autobind vs bare Fastify + `require('undici')`", 'autobind vs the defaults'],
     nodes.map((node) => {
       const b = ignore(vsBare, node)
-      const u = ignore(vsUndici, node)
-      return [bare(node), b ? pct(b.ratio) : '—', u ? `${pct(u.ratio)} (within pairs ${pairRatios(u)})` : '—']
+      return [bare(node), b ? pct(b.ratio) : '—', cell(ignore(vsUndici, node)), cell(ignore(vsPlugin, node))]
     })
   )
 }
@@ -345,9 +350,9 @@ function renderSoak (cols) {
 const TABLES = {
   'hangup-latency': { patterns: [new RegExp(`^hangup-latency-${VERSION}\\.json$`)], render: renderHangupLatency },
   cpu: { patterns: [new RegExp(`^overhead-${VERSION}(?<acf>-acf)?-fatal\\.json$`)], render: renderCpu },
-  throughput: { patterns: [new RegExp(`^${VERSION}(?<acf>-acf)?-fatal-(?:plugin|(?<nofatal>no-fatal))(?:-(?<run>\\d+))?\\.json$`)], render: renderThroughput },
+  throughput: { patterns: [new RegExp(`^${VERSION}(?<acf>-acf)?-fatal-(?:plugin|no-fatal|no-context)(?:-(?<run>\\d+))?\\.json$`)], render: renderThroughput },
   'upstream-call': { patterns: [new RegExp(`^upstream-call-${VERSION}\\.json$`)], render: renderUpstreamCall },
-  'autobind-route': { patterns: [new RegExp(`^${VERSION}-autobind\\.json$`), new RegExp(`^${VERSION}-autobind-vs-bare-undici\\.json$`)], render: renderAutobindRoute },
+  'autobind-route': { patterns: [new RegExp(`^${VERSION}-autobind\\.json$`), new RegExp(`^${VERSION}-autobind-vs-bare-undici\\.json$`), new RegExp(`^${VERSION}-autobind-vs-plugin\\.json$`)], render: renderAutobindRoute },
   compare: { patterns: [new RegExp(`^compare-${VERSION}\\.json$`)], render: renderCompare },
   cluster: { patterns: [new RegExp(`^cluster-${VERSION}\\.json$`)], render: renderCluster },
   'cluster-clients': { patterns: [new RegExp(`^cluster-clients-${VERSION}-hogs(?<hogs>\\d+)\\.json$`)], render: renderClusterClients },

@@ -136,6 +136,7 @@ test('the process singletons keep their keys (other copies and versions of the p
   t.assert.deepStrictEqual(keys, {
     requestContext: 'fastify-hangup.request-context.v1',
     autoBind: 'fastify-hangup.auto-bind.v1',
+    httpBind: 'fastify-hangup.http-bind.v1',
     cancellationReaders: 'fastify-hangup.cancellation-readers.v1',
     guardListener: 'fastify-hangup.guard-listener',
     processGuard: 'fastify-hangup.process-guard.v1'

@@ -154,3 +154,27 @@ export function processSingleton<T> (key: symbol, create: () => T): T {
   slots[key] ??= create()
   return slots[key]
 }
+
+/** A process-wide binding and the number of apps that hold it. */
+interface SharedBinding<T> {
+  users: number
+  readonly binding: T
+}
+
+/**
+ * A process-wide binding every app (and every copy of the package) shares
+ * under `key` (PROCESS_SINGLETONS): installed by the first app that asks,
+ * uninstalled when the last one releases it, so two apps bind each call
+ * once and one app's close does not undo another's binding. Returns the
+ * release, to call once (from the app's onClose).
+ */
+export function acquireShared<T> (key: symbol, install: () => T, uninstall: (binding: T) => void): () => void {
+  const slots = globalThis as unknown as Record<symbol, SharedBinding<T> | undefined>
+  const shared = slots[key] ??= { users: 0, binding: install() }
+  shared.users++
+  return function release (): void {
+    if (--shared.users > 0) return
+    delete slots[key]
+    uninstall(shared.binding)
+  }
+}

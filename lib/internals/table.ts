@@ -95,6 +95,11 @@ export const PROCESS_SINGLETONS = {
     what: 'the `autoBind` binding of undici\'s global dispatcher: the dispatcher before it, the composed one, how many apps use it (lib/upstream/auto-bind.ts), a globalThis slot',
     without: 'two apps with autoBind from two copies would compose the interceptor twice, binding each call twice, and one\'s release would undo the other\'s binding'
   },
+  httpBind: {
+    key: Symbol.for('fastify-hangup.http-bind.v1'),
+    what: 'the `autoBind` subscription to Node\'s client-request channel: the channel, the subscriber, how many apps use it (lib/upstream/http-client.ts), a globalThis slot',
+    without: 'two apps with autoBind from two copies would subscribe twice, binding each node:http call twice, and one\'s release would undo the other\'s binding'
+  },
   cancellationReaders: {
     key: Symbol.for('fastify-hangup.cancellation-readers.v1'),
     what: 'each copy\'s reader of the marks on the reasons the plugin cancelled work with (lib/shutdown/cancellations.ts), a globalThis slot',

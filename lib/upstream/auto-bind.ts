@@ -1,5 +1,6 @@
 import { interceptor } from './interceptor.js'
 import { PROCESS_SINGLETONS } from '../internals/table.js'
+import { acquireShared } from '../internals/lookup.js'
 
 /** The parts of undici `autoBind` uses: the user's copy (a peer dependency), so theirs is what gets bound. */
 export interface UndiciGlobals {
@@ -12,21 +13,6 @@ export interface UndiciGlobals {
 interface ComposableDispatcher {
   compose (...interceptors: Array<ReturnType<typeof interceptor>>): ComposableDispatcher
 }
-
-interface Binding {
-  users: number
-  readonly previous: ComposableDispatcher
-  readonly bound: ComposableDispatcher
-}
-
-/**
- * One binding per process, under a global symbol like the request context:
- * two apps with `autoBind` (or both copies of the package) compose the
- * interceptor once, so each call is bound once (lib/internals/table.ts).
- */
-const kBinding = PROCESS_SINGLETONS.autoBind.key
-
-type GlobalSlot = typeof globalThis & { [kBinding]?: Binding }
 
 /**
  * The dispatcher to compose onto. The global slot is shared by every copy of
@@ -45,23 +31,28 @@ function baseOf (undici: UndiciGlobals, current: ComposableDispatcher): Composab
  * (which `undici.request`, `undici.fetch` and Node's own global `fetch` all
  * read), outermost, so it sees each call once in the caller's context.
  * Returns the release: when the last app that asked closes, the previous
- * dispatcher comes back, unless someone replaced ours meanwhile.
+ * dispatcher comes back, unless someone replaced ours meanwhile. One binding
+ * per process (lib/internals/table.ts): two apps with `autoBind`, or both
+ * copies of the package, compose the interceptor once, so each call is
+ * bound once.
  */
 export function bindGlobalDispatcher (undici: UndiciGlobals): () => void {
-  const slot = globalThis as GlobalSlot
-  let binding = slot[kBinding]
-  if (binding === undefined) {
-    const previous = undici.getGlobalDispatcher()
-    binding = { users: 0, previous, bound: baseOf(undici, previous).compose(interceptor()) }
-    undici.setGlobalDispatcher(binding.bound)
-    slot[kBinding] = binding
-  }
-  const current = binding
-  current.users++
-  // Called once, from the app's onClose.
-  return function release (): void {
-    if (--current.users > 0) return
-    delete slot[kBinding]
-    if (undici.getGlobalDispatcher() === current.bound) undici.setGlobalDispatcher(current.previous)
-  }
+  return acquireShared(PROCESS_SINGLETONS.autoBind.key, () => install(undici), (binding) => uninstall(undici, binding))
+}
+
+interface Binding {
+  readonly previous: ComposableDispatcher
+  readonly bound: ComposableDispatcher
+}
+
+function install (undici: UndiciGlobals): Binding {
+  const previous = undici.getGlobalDispatcher()
+  const bound = baseOf(undici, previous).compose(interceptor())
+  undici.setGlobalDispatcher(bound)
+  return { previous, bound }
+}
+
+/** The previous dispatcher comes back, unless someone replaced ours meanwhile. */
+function uninstall (undici: UndiciGlobals, { previous, bound }: Binding): void {
+  if (undici.getGlobalDispatcher() === bound) undici.setGlobalDispatcher(previous)
 }

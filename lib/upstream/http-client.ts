@@ -2,6 +2,8 @@ import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { requestContext } from '../request/context.js'
 import type { BoundWork, RequestLifecycle } from '../request/lifecycle.js'
 import { publishCancel } from '../events/channels.js'
+import { acquireShared } from '../internals/lookup.js'
+import { PROCESS_SINGLETONS } from '../internals/table.js'
 
 /**
  * `http.client.request.created` is published from `ClientRequest`'s
@@ -127,42 +129,36 @@ function onClientRequest (message: unknown): void {
   new BoundRequest(lifecycle, request)
 }
 
-interface Binding {
-  users: number
-  readonly channel: string
-  readonly subscriber: (message: unknown) => void
-}
-
-/**
- * One subscription per process, under a global symbol like the undici
- * binding (lib/upstream/auto-bind.ts): two apps with `autoBind`, or both
- * copies of the package (CJS and ESM), bind each call once.
- */
-const kBinding = Symbol.for('fastify-hangup.http-bind.v1')
-
-type GlobalSlot = typeof globalThis & { [kBinding]?: Binding }
-
 /**
  * `autoBind` for `node:http` / `node:https`: subscribes to the channel Node
  * publishes each client request on. Returns the release: when the last app
  * that asked closes, the subscription ends. `subscribe()`, not
  * `channel(name).subscribe()`: a channel object nothing else holds could be
- * garbage-collected with its subscriber (nodejs/node#42170).
+ * garbage-collected with its subscriber (nodejs/node#42170). One
+ * subscription per process (lib/internals/table.ts): two apps with
+ * `autoBind`, or both copies of the package (CJS and ESM), bind each call
+ * once.
  */
 export function bindHttpClients (): () => void {
-  const slot = globalThis as GlobalSlot
-  let binding = slot[kBinding]
-  if (binding === undefined) {
-    binding = { users: 0, channel: requestChannel(process.versions.node), subscriber: onClientRequest }
-    subscribe(binding.channel, binding.subscriber)
-    slot[kBinding] = binding
-  }
-  const current = binding
-  current.users++
-  // Called once, from the app's onClose.
-  return function release (): void {
-    if (--current.users > 0) return
-    delete slot[kBinding]
-    unsubscribe(current.channel, current.subscriber)
-  }
+  return acquireShared(PROCESS_SINGLETONS.httpBind.key, subscribeClientRequests, unsubscribeClientRequests)
+}
+
+/**
+ * The subscription, with its subscriber: the last app to release it may be
+ * of the other copy of the package (CJS / ESM), whose own subscriber is
+ * another function.
+ */
+interface Subscription {
+  readonly channel: string
+  readonly subscriber: (message: unknown) => void
+}
+
+function subscribeClientRequests (): Subscription {
+  const subscription = { channel: requestChannel(process.versions.node), subscriber: onClientRequest }
+  subscribe(subscription.channel, subscription.subscriber)
+  return subscription
+}
+
+function unsubscribeClientRequests ({ channel, subscriber }: Subscription): void {
+  unsubscribe(channel, subscriber)
 }
