@@ -429,6 +429,9 @@ test('a stop during a crash-loop delay forks nothing more and exits at once', as
   // Two starts, each seconds long on a loaded machine.
   await c.waitForLog((line) => line.msg === 'crash loop: replacement delayed', 4 * WAIT_MS)
   const forks = c.lines('worker forked').length
+  // The delay is decided at the failed worker's disconnect; its exit comes
+  // after. Stopped once it exited, the primary has no worker left to wait for.
+  await c.waitForLog(() => c.lines('worker exited').length === forks, 4 * WAIT_MS)
   const signalled = performance.now()
   c.kill('SIGTERM')
   const exit = await within(c.exited, WAIT_MS, 'the primary to exit')
