@@ -1,7 +1,7 @@
 import diagnosticsChannel from 'node:diagnostics_channel'
 import type { FastifyRequest } from 'fastify'
 import type { DisconnectPhase } from '../errors.js'
-import type { CloseCause } from '../shutdown/graceful-close.js'
+import type { CloseCause } from '../shutdown/cause.js'
 import { cancelReason, type CancelReason, type UpstreamClient } from '../stats.js'
 
 /**

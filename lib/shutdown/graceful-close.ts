@@ -8,9 +8,9 @@ import { serverBindings, stopListening } from '../internals/lookup.js'
 import { answerGenerically } from './respond.js'
 import { InflightList } from './inflight.js'
 import { publishClosing } from '../events/channels.js'
+import type { CloseCause } from './cause.js'
 
-/** What started a graceful close. */
-export type CloseCause = 'fatal' | 'signal' | 'shutdown'
+export type { CloseCause }
 
 /**
  * How long a connection that is idle when the close starts stays open: a
