@@ -29,7 +29,10 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..')
-const { docBlocks, blockSource } = createRequire(import.meta.url)(join(root, 'dist', 'test', 'test', 'helpers', 'docs-blocks.js'))
+// The compiled helper of the docs-blocks test; CI passes a copy (HANGUP_DOCS_BLOCKS) so that
+// this can run beside test runs that rebuild dist/test.
+const docsBlocksPath = process.env.HANGUP_DOCS_BLOCKS ?? join(root, 'dist', 'test', 'test', 'helpers', 'docs-blocks.js')
+const { docBlocks, blockSource } = createRequire(import.meta.url)(docsBlocksPath)
 const PATIENCE_MS = 60_000
 const nodeMajor = Number(process.versions.node.split('.')[0])
 // undici 8 needs Node 22.19: on Node 20 the README says undici@7.
