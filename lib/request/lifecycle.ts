@@ -333,6 +333,18 @@ export class RequestLifecycle {
     return this.runtime.close?.endsConnection(this) ?? true
   }
 
+  /**
+   * An upstream call starts in this request's context: counted as bound.
+   * Returns why it must fail at once (the request is over; that counts and is
+   * published as a cancellation, docs/events.md), or undefined: bind it.
+   */
+  admitCall (client: UpstreamClient): unknown {
+    this.runtime.counters.boundCall(client)
+    const reason = this.cancellation()
+    if (reason !== undefined) this.callCancelled(reason, client)
+    return reason
+  }
+
   bind (work: BoundWork): void {
     (this.calls ??= new Set()).add(work)
   }
@@ -346,8 +358,14 @@ export class RequestLifecycle {
     if (calls === null) return
     this.calls = null
     for (const work of calls) {
-      if (work.cancel(reason)) publishCancel(this.reply.request, reason, work.client)
+      if (work.cancel(reason)) this.callCancelled(reason, work.client)
     }
+  }
+
+  /** One upstream call of this request was cancelled: counted, and published on `fastify-hangup:cancel`. */
+  private callCancelled (reason: unknown, client: UpstreamClient): void {
+    this.runtime.counters.cancelled(reason, client)
+    publishCancel(this.reply.request, reason, client)
   }
 
   /** The response closed: finished, or cut because the client went away. */

@@ -1,7 +1,6 @@
 import { subscribe, unsubscribe } from 'node:diagnostics_channel'
 import { requestContext } from '../request/context.js'
 import type { BoundWork, RequestLifecycle } from '../request/lifecycle.js'
-import { publishCancel } from '../events/channels.js'
 import { acquireShared } from '../internals/lookup.js'
 import { PROCESS_SINGLETONS } from '../internals/table.js'
 
@@ -89,7 +88,7 @@ class BoundRequest implements BoundWork {
   readonly client = 'http'
 
   constructor (
-    private readonly lifecycle: RequestLifecycle,
+    lifecycle: RequestLifecycle,
     private readonly request: ClientRequest
   ) {
     lifecycle.bind(this)
@@ -98,7 +97,6 @@ class BoundRequest implements BoundWork {
 
   cancel (reason: unknown): boolean {
     if (over(this.request)) return false
-    this.lifecycle.runtime.counters.cancelled(reason, 'http')
     destroyRequest(this.request, reason)
     return true
   }
@@ -116,12 +114,8 @@ function onClientRequest (message: unknown): void {
   const lifecycle = requestContext.getStore()
   if (lifecycle === undefined) return
   const request = (message as { request: ClientRequest }).request
-  lifecycle.runtime.counters.boundCall('http')
-  const reason = lifecycle.cancellation()
+  const reason = lifecycle.admitCall('http')
   if (reason !== undefined) {
-    // Counted and published as cancelled, like the interceptor's late call (docs/events.md).
-    lifecycle.runtime.counters.cancelled(reason, 'http')
-    publishCancel(lifecycle.reply.request, reason, 'http')
     destroyRequest(request, reason)
     return
   }

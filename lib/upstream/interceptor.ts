@@ -1,6 +1,5 @@
 import { requestContext } from '../request/context.js'
 import type { BoundWork, RequestLifecycle } from '../request/lifecycle.js'
-import { publishCancel } from '../events/channels.js'
 
 /**
  * undici's controller of one dispatched request (the handler API of undici 7
@@ -60,7 +59,6 @@ class BoundCall implements DispatchHandler, BoundWork {
 
   cancel (reason: unknown): boolean {
     this.reason = reason
-    this.lifecycle.runtime.counters.cancelled(reason, 'undici')
     const controller = this.controller
     if (controller !== null && !controller.aborted) controller.abort(reason as Error)
     return true
@@ -120,13 +118,8 @@ export function interceptor (): HangupInterceptor {
     return function hangupDispatch (options: object, handler: DispatchHandler): boolean {
       const lifecycle = requestContext.getStore()
       if (lifecycle === undefined) return dispatch(options, handler)
-      lifecycle.runtime.counters.boundCall('undici')
-      const reason = lifecycle.cancellation()
+      const reason = lifecycle.admitCall('undici')
       if (reason !== undefined) {
-        // A call started for a request that is over counts as cancelled,
-        // in the counters and the event alike (docs/events.md).
-        lifecycle.runtime.counters.cancelled(reason, 'undici')
-        publishCancel(lifecycle.reply.request, reason, 'undici')
         handler.onResponseError?.(failedController(reason as Error), reason as Error)
         return true
       }
