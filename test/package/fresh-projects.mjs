@@ -20,7 +20,7 @@
 // (without --tarball it packs one, which builds the package first).
 import { execFileSync, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import { createServer } from 'node:http'
 import { createRequire } from 'node:module'
 import { tmpdir } from 'node:os'
@@ -210,30 +210,9 @@ async function cjsProject (blocks, upstream) {
   await app.stop()
 }
 
-const BUNDLER_APP = `import Fastify from 'fastify'
-import hangup from 'fastify-hangup'
-import { request } from 'undici'
-
-const upstream = process.env.UPSTREAM ?? 'http://127.0.0.1:3001'
-const app = Fastify({ logger: true })
-await app.register(hangup)
-
-app.post('/search', async (req, reply) => {
-  // request.signal aborts when the client goes away, and only then
-  const res = await request(\`\${upstream}/search\`, {
-    method: 'POST',
-    body: JSON.stringify(req.body),
-    headers: { 'content-type': 'application/json' },
-    signal: req.signal
-  })
-  return reply.code(res.statusCode).send(res.body)
-})
-
-await app.listen({ port: Number(process.env.PORT ?? 3000) })
-`
 
 async function bundlerProject (blocks, upstream) {
-  const dir = project('bundler', 'module', { module: 'esnext', moduleResolution: 'bundler', allowJs: true, checkJs: true, moduleDetection: 'force', outDir: 'dist', rootDir: 'src' }, { ...blockFiles(blocks), 'app.ts': BUNDLER_APP })
+  const dir = project('bundler', 'module', { module: 'esnext', moduleResolution: 'bundler', allowJs: true, checkJs: true, moduleDetection: 'force', outDir: 'dist', rootDir: 'src' }, { ...blockFiles(blocks), 'app.ts': readFileSync(join(root, 'examples', 'quickstart.mjs'), 'utf8') })
   typeCheck('bundler', dir)
   const app = await startApp(dir, ['dist/app.js'], { UPSTREAM: upstream.url })
   await expectAnswer('bundler: README quickstart in TypeScript', `${app.url}/search`, { method: 'POST', body: '{"q":"z"}', headers: { 'content-type': 'application/json' } }, 200, 'done /search {"q":"z"}')
