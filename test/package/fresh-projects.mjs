@@ -210,7 +210,6 @@ async function cjsProject (blocks, upstream) {
   await app.stop()
 }
 
-
 async function bundlerProject (blocks, upstream) {
   const dir = project('bundler', 'module', { module: 'esnext', moduleResolution: 'bundler', allowJs: true, checkJs: true, moduleDetection: 'force', outDir: 'dist', rootDir: 'src' }, { ...blockFiles(blocks), 'app.ts': readFileSync(join(root, 'examples', 'quickstart.mjs'), 'utf8') })
   typeCheck('bundler', dir)
