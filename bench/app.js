@@ -3,8 +3,10 @@
 // The Fastify app every throughput benchmark serves, in one of its variants:
 //   bare        Fastify alone
 //   plugin      Fastify + fastify-hangup with its default options: `fatal` on,
-//               with `asyncContext` (two AsyncLocalStorage.run() per request)
-// and, to tell what the plugin's cost is made of, from the cheapest up:
+//               with `asyncContext: 'auto'` (the context where Node runs
+//               AsyncLocalStorage on AsyncContextFrame: Node 24+, Node 22
+//               with --experimental-async-context-frame; off elsewhere)
+// and, to tell what the cost is made of, from the cheapest up:
 //   hook        Fastify + an empty onRequest and an empty onError hook: what
 //               Fastify itself charges for any plugin that adds hooks
 //   no-abort    fastify-hangup with abortOnResponse: false and fatal: false
@@ -13,21 +15,20 @@
 //               no process handlers, no async context
 //   no-context  fastify-hangup with fatal: { asyncContext: false }: process
 //               handlers and graceful close, no async context
-//               (plugin vs no-context: the cost of the async context)
+//   context     fastify-hangup with fatal: { asyncContext: true }: the
+//               context on whatever the Node (context vs no-context: its cost)
 //   autobind    fastify-hangup with autoBind: true (defaults otherwise): the
-//               interceptor composed into undici's global dispatcher. The
+//               interceptor composed into undici's global dispatcher, and
+//               node:http client requests bound through Node's channel. The
 //               routes below make no upstream call, so this is the cost of
 //               the mode per request; the cost per bound upstream call is
-//               bench/upstream-call.js's
-//   bare-undici Fastify alone, with undici loaded (require('undici')) and
-//               nothing else: autoBind loads undici, and loading it makes
-//               the requests of this app slower (measured on /ignore; in CPU
-//               profiles, Node's process.nextTick gets slower), plugin or
-//               not. An app that uses autoBind calls
-//               upstreams with undici, so it has it loaded anyway:
-//               autobind vs bare-undici is the plugin's own share
-//   plugin-undici the defaults, with undici loaded: autobind vs plugin-undici
-//               is what autoBind adds beyond the defaults, undici aside
+//               bench/upstream-call.js's. autoBind turns the context on
+//   autobind-undici, autobind-http  autoBind for one client only
+//   bare-undici Fastify alone, with undici's index loaded (require('undici'))
+//   bare-require Fastify alone, with the modules named in BENCH_REQUIRE
+//               (comma-separated, resolved from bench/) loaded: isolates
+//               what loading a module costs the process
+//   plugin-undici the defaults, with undici's index loaded
 // Every variant with `fatal` on installs SIGINT/SIGTERM handlers in its
 // process: a SIGTERM closes the app gracefully and exits 0.
 // Routes:
@@ -47,8 +48,14 @@ const VARIANTS = {
   'no-abort': async (app) => { await app.register(loadPlugin(), { abortOnResponse: false, fatal: false }) },
   'no-fatal': async (app) => { await app.register(loadPlugin(), { fatal: false }) },
   'no-context': async (app) => { await app.register(loadPlugin(), { fatal: { asyncContext: false } }) },
+  context: async (app) => { await app.register(loadPlugin(), { fatal: { asyncContext: true } }) },
   autobind: async (app) => { await app.register(loadPlugin(), { autoBind: true }) },
+  'autobind-undici': async (app) => { await app.register(loadPlugin(), { autoBind: { undici: true, http: false } }) },
+  'autobind-http': async (app) => { await app.register(loadPlugin(), { autoBind: { undici: false, http: true } }) },
   'bare-undici': async () => { require('undici') },
+  'bare-require': async () => {
+    for (const name of (process.env.BENCH_REQUIRE ?? '').split(',')) if (name !== '') require(name)
+  },
   'plugin-undici': async (app) => { require('undici'); await app.register(loadPlugin()) }
 }
 

@@ -38,16 +38,16 @@ const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [option
                       with taskset (BENCH_PIN=1/0, default: on when taskset exists
                       and the machine has 2+ CPUs)
   --against <variant> what to compare with bare Fastify (bench/app.js): plugin
-                      (default: the plugin's defaults, async context included),
-                      or no-context, no-fatal, no-abort, hook to tell what the
+                      (default: the plugin's defaults), or context,
+                      no-context, no-fatal, no-abort, hook to tell what the
                       cost is made of, or autobind (autoBind: true)
   --baseline <variant> what --against is compared with (default bare: Fastify
-                      alone); e.g. bare-undici (Fastify with undici loaded) to
-                      leave out what loading undici costs the process, or
-                      plugin / plugin-undici with --against autobind (target:
-                      at most 2 points below). Targets: plugin >= 97% on Node
-                      24+, >= 93% on 22; no-context, no-fatal >= 97%; the
-                      /read route >= 100%
+                      alone); e.g. bare-undici (Fastify with undici loaded),
+                      bare-require (with BENCH_REQUIRE's modules loaded) to
+                      isolate what loading a module costs, or plugin with
+                      --against autobind (target: at most 2 points below).
+                      Targets: plugin >= 97% on Node 24+, >= 93% on 22;
+                      no-context, no-fatal >= 97%; the /read route >= 100%
   --max-seconds <s>   stop taking new pairs after this long (BENCH_MAX_SECONDS,
                       default 170); the time is shared out between the routes
   --no-wait           do not wait (up to 20 s before a pair) for other programs
@@ -127,7 +127,7 @@ function readOptions () {
 
 /**
  * The targets of a comparison, per route, or null when there is none. Against
- * bare Fastify: the defaults (async context per request) at >= 97% on Node 24
+ * bare Fastify: the defaults (`asyncContext: 'auto'`) at >= 97% on Node 24
  * and later, >= 93% on Node 22, measured and reported on Node 20 (end of
  * life); the plugin without the async context (`no-context`, `no-fatal`) at
  * >= 97% on every Node; a route that reads the signal at >= 100% (the

@@ -13,6 +13,7 @@ import { kLifecycle, type Runtime } from './request/lifecycle.js'
 import { FATAL_DEFAULTS, resolveOptions, type FastifyHangupOptions } from './options.js'
 import { processGuard } from './shutdown/process-guard.js'
 import { createSignalGetter } from './request/signal.js'
+import { wantsContext } from './request/context.js'
 import { Counters, type HangupStats } from './stats.js'
 import { publishFatal } from './events/channels.js'
 
@@ -62,7 +63,7 @@ async function fastifyHangupPlugin (fastify: FastifyInstance, opts: FastifyHangu
   warnDegraded(fastify.log, missingInternals(fastify, internals))
   // The bound calls find their request through the same context as a crash.
   const autoBind = options.autoBind
-  const asyncContext = fatal?.asyncContext === true || autoBind.undici || autoBind.http
+  const asyncContext = wantsContext(fatal?.asyncContext, autoBind.undici || autoBind.http)
   const hooks = createHooks(runtime, internals, {
     abortOnError: options.abortOnError,
     asyncContext,

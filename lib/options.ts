@@ -85,11 +85,17 @@ export interface FatalOptions {
   /**
    * Follow each request's async context (`AsyncLocalStorage`) so that an
    * uncaught error is traced to the request that raised it, which is then
-   * answered 500 at once. `false` saves that per-request cost; the request
-   * that crashed is then answered 503 at the grace deadline like any straggler.
-   * @default true
+   * answered 500 at once. Without it, the request that crashed is answered
+   * 503 at the grace deadline like any straggler. `'auto'`: on where the
+   * context is cheap, i.e. where Node runs `AsyncLocalStorage` on
+   * AsyncContextFrame (Node 24 and later, Node 22 with
+   * `--experimental-async-context-frame`); off on Node 20 and on Node 22
+   * without the flag, where it runs a hook for every promise and callback of
+   * the process (the README's benchmarks measure it). `autoBind`
+   * turns it on whatever this says: it finds a call's request through it.
+   * @default 'auto'
    */
-  asyncContext?: boolean
+  asyncContext?: boolean | 'auto'
   /**
    * Escalates a request error (one Fastify caught) to a fatal error: the
    * request gets the generic 500 and the app closes, e.g. for an error that
@@ -108,7 +114,7 @@ export interface ResolvedFatalOptions {
   readonly gracePeriod: number
   readonly signals: readonly NodeJS.Signals[]
   readonly exit: boolean
-  readonly asyncContext: boolean
+  readonly asyncContext: boolean | 'auto'
   readonly isFatal: ((error: Error, request: FastifyRequest) => boolean) | null
   readonly onFatal: ((error: unknown, request: FastifyRequest | null) => void | Promise<void>) | null
 }
@@ -133,7 +139,7 @@ export const FATAL_DEFAULTS: ResolvedFatalOptions = Object.freeze({
   gracePeriod: 10_000,
   signals: Object.freeze(['SIGINT', 'SIGTERM'] as NodeJS.Signals[]),
   exit: true,
-  asyncContext: true,
+  asyncContext: 'auto',
   isFatal: null,
   onFatal: null
 })
@@ -201,6 +207,14 @@ function signalsOption (opts: Record<string, unknown>): readonly NodeJS.Signals[
   return Object.freeze([...new Set(value as NodeJS.Signals[])])
 }
 
+function asyncContextOption (record: Record<string, unknown>): boolean | 'auto' {
+  const value = optionValue(record, 'asyncContext', FATAL_DEFAULTS)
+  if (typeof value !== 'boolean' && value !== 'auto') {
+    throw new InvalidOptionError('fatal.asyncContext', "a boolean or 'auto'", describe(value))
+  }
+  return value
+}
+
 function functionOption<K extends 'isFatal' | 'onFatal'> (opts: Record<string, unknown>, name: K): ResolvedFatalOptions[K] {
   const value = opts[name]
   if (value === undefined) return null
@@ -222,7 +236,7 @@ function fatalOption (opts: Record<string, unknown>): ResolvedFatalOptions | nul
     gracePeriod: gracePeriodOption(record),
     signals: signalsOption(record),
     exit: booleanOption(record, 'exit', FATAL_DEFAULTS, 'fatal.'),
-    asyncContext: booleanOption(record, 'asyncContext', FATAL_DEFAULTS, 'fatal.'),
+    asyncContext: asyncContextOption(record),
     isFatal: functionOption(record, 'isFatal'),
     onFatal: functionOption(record, 'onFatal')
   })

@@ -9,7 +9,7 @@ import * as undici from 'undici'
 import Fastify from 'fastify'
 import hangup, { detach, interceptor, ResponseSentError } from '../lib/index.js'
 import { kLifecycle } from '../lib/request/lifecycle.js'
-import { undiciLoadError } from '../lib/upstream/load-undici.js'
+import { loadDispatcherParts, loadUndici, undiciLoadError, UNDICI_PARTS } from '../lib/upstream/load-undici.js'
 import { buildApp, listen, NEVER_MS, PATIENCE_MS, until, within } from './helpers/app.js'
 import { tlsMaterial } from './helpers/util.js'
 import { hangUp, hangUpWhenCalled, sendRaw } from './helpers/raw-client.js'
@@ -236,7 +236,7 @@ test('autoBind leaves a global dispatcher someone else set after it in place', a
 function registerWithUndici (undiciSource: string | null, autoBind: unknown = true): string {
   const target = undiciSource === null ? null : 'data:text/javascript,' + encodeURIComponent(undiciSource)
   const hook = 'data:text/javascript,' + encodeURIComponent(`export async function resolve (specifier, context, next) {
-    if (specifier !== 'undici') return next(specifier, context)
+    if (specifier !== 'undici' && !specifier.startsWith('undici/')) return next(specifier, context)
     const target = ${JSON.stringify(target)}
     if (target === null) throw Object.assign(new Error('Cannot find package undici'), { code: 'ERR_MODULE_NOT_FOUND' })
     return { url: target, shortCircuit: true }
@@ -256,8 +256,8 @@ function registerWithUndici (undiciSource: string | null, autoBind: unknown = tr
 }
 
 test('autoBind without undici installed rejects register with a coded error that says so, the resolution error as cause', (t: TestContext) => {
-  // A resolve hook that hides undici: the plugin's dynamic import('undici')
-  // then fails as it would without the package.
+  // A resolve hook that hides undici: the plugin's dynamic imports of
+  // undici's modules then fail as they would without the package.
   const [code, message, cause] = registerWithUndici(null).split('\n')
   t.assert.strictEqual(code, 'FST_HANGUP_INVALID_OPTION')
   t.assert.strictEqual(message, 'fastify-hangup: option "autoBind" must be false when undici cannot be loaded: it is not installed (npm install undici), received true')
@@ -289,6 +289,44 @@ test('the undici load error names the Node requirement only on a Node older than
   t.assert.strictEqual(undiciLoadError(null, '24.0.0').cause, null)
   const missing = Object.assign(new Error('Cannot find package'), { code: 'ERR_MODULE_NOT_FOUND' })
   t.assert.match(undiciLoadError(missing, '20.19.0').message, /cannot be loaded: it is not installed \(npm install undici\), received true$/)
+})
+
+test('autoBind loads the modules of undici it uses, the same objects as undici\'s index exports, and not undici\'s fetch', async (t: TestContext) => {
+  const parts = await loadDispatcherParts()
+  t.assert.ok(parts !== null)
+  t.assert.strictEqual(parts.Dispatcher, undici.Dispatcher)
+  t.assert.strictEqual(parts.Agent, undici.Agent)
+  t.assert.strictEqual(parts.getGlobalDispatcher, undici.getGlobalDispatcher)
+  t.assert.strictEqual(parts.setGlobalDispatcher, undici.setGlobalDispatcher)
+  // In a process of its own, where nothing else loaded undici: what autoBind
+  // loads is in require's cache; undici's fetch must not be.
+  const loaded = execFileSync(process.execPath, ['-e', `
+    const Fastify = require('fastify')
+    const { default: hangup } = require(${JSON.stringify(require.resolve('../lib/index.js'))})
+    const app = Fastify()
+    app.register(hangup, { autoBind: true, fatal: false }).ready().then(async () => {
+      const undiciFiles = Object.keys(require.cache).filter((file) => file.includes('/node_modules/undici/'))
+      console.log(JSON.stringify({
+        agent: undiciFiles.some((file) => file.endsWith('/lib/dispatcher/agent.js')),
+        fetch: undiciFiles.some((file) => file.endsWith('/lib/web/fetch/index.js')),
+        bound: require('undici/lib/global.js').getGlobalDispatcher() !== undefined
+      }))
+      await app.close()
+    })
+  `], { encoding: 'utf8' }).trim()
+  t.assert.deepStrictEqual(JSON.parse(loaded), { agent: true, fetch: false, bound: true })
+})
+
+test('where undici\'s modules are not where they were (another layout), autoBind falls back to undici\'s index', async (t: TestContext) => {
+  t.assert.strictEqual(await loadDispatcherParts(['undici/lib/nowhere.js', UNDICI_PARTS[1], UNDICI_PARTS[2]]), null)
+  // Found, but not what they were: the index's Agent where the global module was.
+  t.assert.strictEqual(await loadDispatcherParts([UNDICI_PARTS[2], UNDICI_PARTS[1], UNDICI_PARTS[2]]), null)
+  // A Dispatcher that is not the Agent's base.
+  t.assert.strictEqual(await loadDispatcherParts([UNDICI_PARTS[0], 'undici/lib/dispatcher/pool.js', UNDICI_PARTS[2]]), null)
+  t.assert.strictEqual(await loadDispatcherParts([UNDICI_PARTS[0], UNDICI_PARTS[1], 'undici/lib/core/util.js']), null)
+  const fallback = await loadUndici('autoBind', ['undici/lib/nowhere.js', UNDICI_PARTS[1], UNDICI_PARTS[2]])
+  t.assert.strictEqual(fallback.Dispatcher, undici.Dispatcher)
+  t.assert.strictEqual(typeof (fallback as unknown as typeof undici).fetch, 'function')
 })
 
 test('autoBind: { http: true } without undici names autoBind.undici; { undici: false } needs no undici (node:http only)', (t: TestContext) => {

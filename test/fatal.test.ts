@@ -342,6 +342,43 @@ test('fatal.asyncContext: false: the crash is not traced to its request, which g
   t.assert.strictEqual((await within(child.exited, PATIENCE_MS, 'exit')).code, 1)
 })
 
+/**
+ * Whether a Node started with `flags` runs AsyncLocalStorage on
+ * AsyncContextFrame, by its documentation rather than by the plugin's probe:
+ * the default from Node 24 (`--no-async-context-frame` turns it off), behind
+ * `--experimental-async-context-frame` on Node 22.
+ */
+function framesByFlags (flags: string[], major = Number(process.versions.node.split('.')[0])): boolean {
+  if (major >= 24) return !flags.includes('--no-async-context-frame')
+  return major === 22 && flags.includes('--experimental-async-context-frame')
+}
+
+async function crashAnswer (t: TestContext, nodeOptions: string): Promise<number> {
+  const child = await startFixture(t, { fatal: { gracePeriod: 300, asyncContext: 'auto' } }, 1, { NODE_OPTIONS: nodeOptions })
+  const crashed = await get(connect(t, child.url), '/crash/timer')
+  t.assert.strictEqual((await within(child.exited, PATIENCE_MS, 'exit')).code, 1)
+  const crashId = child.logs.find(incoming('/crash/timer'))?.reqId
+  t.assert.ok(crashId !== undefined)
+  t.assert.strictEqual(child.logs.find(isFatalLine)?.reqId, crashed.status === 500 ? crashId : undefined)
+  return crashed.status
+}
+
+test('fatal.asyncContext: \'auto\' (the default) traces a crash to its request where Node runs AsyncLocalStorage on AsyncContextFrame, and only there', async (t: TestContext) => {
+  const inherited = (process.env.NODE_OPTIONS ?? '').split(/\s+/).filter(Boolean)
+  const frames = framesByFlags([...process.execArgv, ...inherited])
+  t.assert.strictEqual(await crashAnswer(t, inherited.join(' ')), frames ? 500 : 503)
+})
+
+test('fatal.asyncContext: \'auto\' follows the flag that switches AsyncContextFrame: on with it on Node 22, off without it on Node 24 and later', async (t: TestContext) => {
+  const major = Number(process.versions.node.split('.')[0])
+  if (major < 22) {
+    t.skip('Node 20 has no AsyncContextFrame')
+    return
+  }
+  const flag = major === 22 ? '--experimental-async-context-frame' : '--no-async-context-frame'
+  t.assert.strictEqual(await crashAnswer(t, flag), framesByFlags([flag]) ? 500 : 503)
+})
+
 /** One request on an HTTP/2 session, answered in full. */
 function h2get (session: http2.ClientHttp2Session, path: string): Promise<Answer> {
   return new Promise((resolve, reject) => {

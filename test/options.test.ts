@@ -29,7 +29,8 @@ const invalid: Array<[string, unknown, RegExp]> = [
   ['fatal', { signals: ['SIGKILL'] }, /option "fatal.signals" must be an array .*, received an array/],
   ['fatal', { signals: ['SIGNOPE'] }, /option "fatal.signals" must be an array .*, received an array/],
   ['fatal', { exit: 'no' }, /option "fatal.exit" must be a boolean, received "no"/],
-  ['fatal', { asyncContext: 0 }, /option "fatal.asyncContext" must be a boolean, received number 0/],
+  ['fatal', { asyncContext: 0 }, /option "fatal.asyncContext" must be a boolean or 'auto', received number 0/],
+  ['fatal', { asyncContext: 'on' }, /option "fatal.asyncContext" must be a boolean or 'auto', received "on"/],
   ['fatal', { isFatal: true }, /option "fatal.isFatal" must be a function, received boolean true/],
   ['fatal', { onFatal: 'report' }, /option "fatal.onFatal" must be a function, received "report"/]
 ]
@@ -73,14 +74,15 @@ test('autoBind: true binds every client, false none, an object the ones it does 
 })
 
 test('fatal: true is the defaults, false is off, an object is completed with the defaults', (t: TestContext) => {
-  t.plan(4)
+  t.plan(5)
   t.assert.strictEqual(resolveOptions({ fatal: true }).fatal, FATAL_DEFAULTS)
+  t.assert.strictEqual(FATAL_DEFAULTS.asyncContext, 'auto')
   t.assert.strictEqual(resolveOptions({ fatal: false }).fatal, null)
   const onFatal = (): void => {}
   t.assert.deepStrictEqual(resolveOptions({ fatal: { gracePeriod: 0, signals: ['SIGTERM', 'SIGTERM', 'SIGUSR2'], onFatal } }).fatal,
-    { gracePeriod: 0, signals: ['SIGTERM', 'SIGUSR2'], exit: true, asyncContext: true, isFatal: null, onFatal })
-  t.assert.deepStrictEqual(resolveOptions({ fatal: { signals: [], exit: false, asyncContext: false } }).fatal,
-    { ...FATAL_DEFAULTS, signals: [], exit: false, asyncContext: false })
+    { gracePeriod: 0, signals: ['SIGTERM', 'SIGUSR2'], exit: true, asyncContext: 'auto', isFatal: null, onFatal })
+  t.assert.deepStrictEqual(resolveOptions({ fatal: { signals: [], exit: false, asyncContext: true } }).fatal,
+    { ...FATAL_DEFAULTS, signals: [], exit: false, asyncContext: true })
 })
 
 test('registering twice is a coded error, not a crash', async (t: TestContext) => {

@@ -53,6 +53,8 @@ expectError(ClientDisconnectedError.create('elsewhere'))
 // fatal
 app.register(hangup, { fatal: false })
 app.register(hangup, { fatal: true })
+app.register(hangup, { fatal: { asyncContext: 'auto' } })
+expectError(app.register(hangup, { fatal: { asyncContext: 'on' } }))
 app.register(hangup, {
   fatal: {
     gracePeriod: 5_000,

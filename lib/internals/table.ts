@@ -100,6 +100,11 @@ export const PROCESS_SINGLETONS = {
     what: 'the `autoBind` subscription to Node\'s client-request channel: the channel, the subscriber, how many apps use it (lib/upstream/http-client.ts), a globalThis slot',
     without: 'two apps with autoBind from two copies would subscribe twice, binding each node:http call twice, and one\'s release would undo the other\'s binding'
   },
+  contextDemand: {
+    key: Symbol.for('fastify-hangup.context-demand.v1'),
+    what: 'whether an `interceptor()` was made in this process (lib/request/context.ts), a globalThis slot: an app registered after it follows the async context whatever `fatal.asyncContext` says',
+    without: 'an interceptor of one copy would not turn the context on for an app of the other copy: on Node 20 and 22 (`asyncContext: \'auto\'` off there) its calls would not be bound'
+  },
   cancellationReaders: {
     key: Symbol.for('fastify-hangup.cancellation-readers.v1'),
     what: 'each copy\'s reader of the marks on the reasons the plugin cancelled work with (lib/shutdown/cancellations.ts), a globalThis slot',

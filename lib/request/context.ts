@@ -70,13 +70,47 @@ export function chooseEnter (scoped: boolean): typeof enterByRun {
   return scoped ? enterByFrame : enterByRun
 }
 
+let scoped: boolean | null = null
 let enter: typeof enterByRun | null = null
+
+/**
+ * Whether this process runs `AsyncLocalStorage` on AsyncContextFrame, found
+ * once. There the context costs a frame per request; on the async_hooks
+ * implementation (Node 20, Node 22 without the flag) it costs a hook call
+ * for every promise, tick and callback the whole process creates
+ * (docs/benchmarks.md measures both).
+ */
+export function contextIsCheap (): boolean {
+  scoped ??= enterIsScoped()
+  return scoped
+}
+
+/** Whether an `interceptor()` was made in this process, in either copy of the package. */
+const contextDemand = processSingleton(PROCESS_SINGLETONS.contextDemand.key, () => ({ demanded: false }))
+
+/**
+ * An `interceptor()` finds its calls' request through the context: an app
+ * registered after one was made follows the context, as `autoBind` does.
+ */
+export function demandContext (): void {
+  contextDemand.demanded = true
+}
+
+/**
+ * Whether an app follows the async context: `fatal.asyncContext` as this
+ * process applies it (`'auto'`: where the context is cheap), or a binding
+ * that needs it (`autoBind`, an `interceptor()` already made).
+ */
+export function wantsContext (option: boolean | 'auto' | undefined, bindsCalls = false): boolean {
+  if (bindsCalls || contextDemand.demanded) return true
+  return option === 'auto' ? contextIsCheap() : option === true
+}
 
 /**
  * Runs `next` (the rest of the request: Fastify's `done`) in the request's
  * context, the cheapest way this process allows (chosen on first use).
  */
 export function enterRequest (lifecycle: RequestLifecycle, next: () => void): void {
-  enter ??= chooseEnter(enterIsScoped())
+  enter ??= chooseEnter(contextIsCheap())
   enter(lifecycle, next)
 }

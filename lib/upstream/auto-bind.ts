@@ -1,4 +1,4 @@
-import { interceptor } from './interceptor.js'
+import { bindingInterceptor, type interceptor } from './interceptor.js'
 import { PROCESS_SINGLETONS } from '../internals/table.js'
 import { acquireShared } from '../internals/lookup.js'
 
@@ -47,7 +47,7 @@ interface Binding {
 
 function install (undici: UndiciGlobals): Binding {
   const previous = undici.getGlobalDispatcher()
-  const bound = baseOf(undici, previous).compose(interceptor())
+  const bound = baseOf(undici, previous).compose(bindingInterceptor())
   undici.setGlobalDispatcher(bound)
   return { previous, bound }
 }

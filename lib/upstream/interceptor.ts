@@ -1,4 +1,4 @@
-import { requestContext } from '../request/context.js'
+import { demandContext, requestContext } from '../request/context.js'
 import type { BoundWork, RequestLifecycle } from '../request/lifecycle.js'
 
 /**
@@ -114,6 +114,14 @@ class BoundCall implements DispatchHandler, BoundWork {
  * call once, in the caller's context, and its abort ends the retries too.
  */
 export function interceptor (): HangupInterceptor {
+  // Made by the user, for calls of the apps registered after it: they follow
+  // the async context, whatever `fatal.asyncContext` says.
+  demandContext()
+  return bindingInterceptor()
+}
+
+/** The interceptor itself; `autoBind` composes this one (its apps follow the context anyway). */
+export function bindingInterceptor (): HangupInterceptor {
   return function hangupInterceptor (dispatch: DispatchFunction): DispatchFunction {
     return function hangupDispatch (options: object, handler: DispatchHandler): boolean {
       const lifecycle = requestContext.getStore()

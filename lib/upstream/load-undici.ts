@@ -6,11 +6,34 @@ import type { UndiciGlobals } from './auto-bind.js'
  * their calls use. `option`: the option that asked for it (`autoBind`, or
  * `autoBind.undici` in the object form).
  */
-export async function loadUndici (option = 'autoBind'): Promise<UndiciGlobals> {
+export async function loadUndici (option = 'autoBind', parts: readonly string[] = UNDICI_PARTS): Promise<UndiciGlobals> {
   try {
-    return await import('undici') as unknown as UndiciGlobals
+    return await loadDispatcherParts(parts) ?? await import('undici') as unknown as UndiciGlobals
   } catch (cause) {
     throw undiciLoadError(cause, process.versions.node, option)
+  }
+}
+
+/**
+ * The modules of undici that hold what `autoBind` uses, the same files its
+ * index loads (undici 7 and 8; undici has no `exports` map). Not the index:
+ * it also loads undici's fetch, and a server with that module loaded spends
+ * several times longer in Node's `process.nextTick` (docs/benchmarks.md#what-loading-undici-costs).
+ * An app that uses undici's fetch has that cost anyway; one that calls
+ * `undici.request`-style APIs loads the index itself.
+ */
+export const UNDICI_PARTS = ['undici/lib/global.js', 'undici/lib/dispatcher/dispatcher.js', 'undici/lib/dispatcher/agent.js'] as const
+
+/** Those parts, or null where they cannot be loaded or are not what they were (a future layout): then the index. */
+export async function loadDispatcherParts (parts: readonly string[] = UNDICI_PARTS): Promise<UndiciGlobals | null> {
+  try {
+    const [global, dispatcher, agent] = await Promise.all(parts.map(async (part) => (await import(part) as { default: unknown }).default))
+    const { getGlobalDispatcher, setGlobalDispatcher } = (global ?? {}) as Partial<UndiciGlobals>
+    if (typeof getGlobalDispatcher !== 'function' || typeof setGlobalDispatcher !== 'function') return null
+    if (typeof dispatcher !== 'function' || typeof agent !== 'function' || !(agent.prototype instanceof dispatcher)) return null
+    return { getGlobalDispatcher, setGlobalDispatcher, Dispatcher: dispatcher as UndiciGlobals['Dispatcher'], Agent: agent as UndiciGlobals['Agent'] }
+  } catch {
+    return null
   }
 }
 

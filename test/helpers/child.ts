@@ -28,8 +28,8 @@ export const FIXTURE = join(__dirname, '..', 'fixtures', 'fatal-app.js')
  * its apps listen. The child is killed (SIGKILL) when the test ends, if it
  * is still running; every wait is bounded.
  */
-export async function startFixture (t: TestContext, config: FixtureConfig, apps = config.secondApp === true ? 2 : 1): Promise<FixtureProcess> {
-  const child = spawnLogged(t, FIXTURE, { HANGUP_FIXTURE: JSON.stringify(config) })
+export async function startFixture (t: TestContext, config: FixtureConfig, apps = config.secondApp === true ? 2 : 1, env: Record<string, string> = {}): Promise<FixtureProcess> {
+  const child = spawnLogged(t, FIXTURE, { ...env, HANGUP_FIXTURE: JSON.stringify(config) })
   const ports: number[] = []
   for (let i = 0; i < apps; i++) {
     const line = await child.waitForLog((l) => typeof l.msg === 'string' && l.msg.startsWith('Server listening at') && !ports.includes(portOf(l)))
