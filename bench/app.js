@@ -9,6 +9,8 @@
 // and, to tell what the cost is made of, from the cheapest up:
 //   hook        Fastify + an empty onRequest and an empty onError hook: what
 //               Fastify itself charges for any plugin that adds hooks
+//   hook-prevalidation  an empty onRequest and an empty preValidation hook:
+//               the plugin's two per-request hooks, empty
 //   no-abort    fastify-hangup with abortOnResponse: false and fatal: false
 //               (compare with no-fatal: the cost of abortOnResponse alone)
 //   no-fatal    fastify-hangup with fatal: false: the request signal only,
@@ -44,6 +46,10 @@ const VARIANTS = {
   hook: async (app) => {
     app.addHook('onRequest', function emptyOnRequest (request, reply, done) { done() })
     app.addHook('onError', function emptyOnError (request, reply, error, done) { done() })
+  },
+  'hook-prevalidation': async (app) => {
+    app.addHook('onRequest', function emptyOnRequest (request, reply, done) { done() })
+    app.addHook('preValidation', function emptyPreValidation (request, reply, done) { done() })
   },
   'no-abort': async (app) => { await app.register(loadPlugin(), { abortOnResponse: false, fatal: false }) },
   'no-fatal': async (app) => { await app.register(loadPlugin(), { fatal: false }) },

@@ -169,7 +169,7 @@ function pairRatios (s) {
 function renderThroughput (files) {
   const rows = []
   for (const f of files) {
-    const variant = { 'no-fatal': ', `fatal: false`', 'no-context': ', `fatal: { asyncContext: false }`' }[f.json.against] ?? ''
+    const variant = { 'no-fatal': ', `fatal: false`', 'no-context': ', `fatal: { asyncContext: false }`', context: ', `fatal: { asyncContext: true }`' }[f.json.against] ?? ''
     const label = nodeLabel(f) + (f.tag.run ? ` (run ${f.tag.run})` : '') + variant
     for (const s of f.json.summaries) {
       rows.push([label, `\`/${s.route}\``, num(s.bareMedianRps), num(s.pluginMedianRps), pct(s.ratio), pairRatios(s), s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`])
@@ -193,21 +193,46 @@ function renderUpstreamCall (files) {
   )
 }
 
+/** Whether the defaults (`asyncContext: 'auto'`) have the context on in this run: async context frames. */
+function framesOn (f) {
+  return Number(bare(f.node).split('.')[0]) >= 24 || f.tag.acf === '-acf'
+}
+
 /**
- * Three patterns, one row per Node: autobind against bare Fastify, against
- * bare Fastify with undici loaded, and against the plugin's defaults (the
- * target: at most 2 points below).
+ * One row per run of `--baseline plugin --against autobind` (`/ignore`, no
+ * upstream call): the target is at most 2 points below the defaults. Where
+ * the defaults have no context (Node 20, 22 without frames), autoBind turns
+ * it on: that is the gap.
  */
-function renderAutobindRoute (vsBare, vsUndici, vsPlugin) {
-  const nodes = [...new Set([...vsBare, ...vsUndici, ...vsPlugin].map((f) => f.node))].sort(compareVersions)
-  const ignore = (files, node) => files.find((f) => f.node === node)?.json.summaries.find((s) => s.route === 'ignore')
-  const cell = (s) => s ? `${pct(s.ratio)} (within pairs ${pairRatios(s)})` : '—'
+function renderAutobindRoute (files) {
   return table(
-    ['Node', 'autobind vs bare Fastify', "autobind vs bare Fastify + `require('undici')`", 'autobind vs the defaults'],
-    nodes.map((node) => {
-      const b = ignore(vsBare, node)
-      return [bare(node), b ? pct(b.ratio) : '—', cell(ignore(vsUndici, node)), cell(ignore(vsPlugin, node))]
-    })
+    ['Node', 'the defaults\' async context', 'autobind vs the defaults (medians)', 'within pairs, median [IQR]', 'pairs'],
+    files.flatMap((f) => f.json.summaries.filter((s) => s.route === 'ignore').map((s) => [
+      nodeLabel(f),
+      framesOn(f) ? 'on (frames)' : 'off (`autoBind` turns it on)',
+      pct(s.ratio),
+      pairRatios(s),
+      s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`
+    ])),
+    ['l', 'l', 'r', 'l', 'r']
+  )
+}
+
+/** What a `load-undici` run loaded into bare Fastify. */
+function loadedModules (json) {
+  if (json.against === 'bare-undici') return "undici's index (`require('undici')`)"
+  return (json.required ?? []).map((m) => `\`${m}\``).join(', ')
+}
+
+/** Bare Fastify with undici (or some of its modules) loaded, against bare Fastify. */
+function renderLoadUndici (files) {
+  return table(
+    ['Node', 'loaded into bare Fastify', 'vs bare Fastify (medians)', 'within pairs, median [IQR]', 'pairs'],
+    files.flatMap((f) => f.json.summaries.filter((s) => s.route === 'ignore').map((s) => [
+      bare(f.node), loadedModules(f.json), pct(s.ratio), pairRatios(s),
+      s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`
+    ])),
+    ['l', 'l', 'r', 'l', 'r']
   )
 }
 
@@ -350,9 +375,10 @@ function renderSoak (cols) {
 const TABLES = {
   'hangup-latency': { patterns: [new RegExp(`^hangup-latency-${VERSION}\\.json$`)], render: renderHangupLatency },
   cpu: { patterns: [new RegExp(`^overhead-${VERSION}(?<acf>-acf)?-fatal\\.json$`)], render: renderCpu },
-  throughput: { patterns: [new RegExp(`^${VERSION}(?<acf>-acf)?-fatal-(?:plugin|no-fatal|no-context)(?:-(?<run>\\d+))?\\.json$`)], render: renderThroughput },
+  throughput: { patterns: [new RegExp(`^${VERSION}(?<acf>-acf)?-fatal-(?:plugin|no-fatal|no-context|context)(?:-(?<run>\\d+))?\\.json$`)], render: renderThroughput },
   'upstream-call': { patterns: [new RegExp(`^upstream-call-${VERSION}\\.json$`)], render: renderUpstreamCall },
-  'autobind-route': { patterns: [new RegExp(`^${VERSION}-autobind\\.json$`), new RegExp(`^${VERSION}-autobind-vs-bare-undici\\.json$`), new RegExp(`^${VERSION}-autobind-vs-plugin\\.json$`)], render: renderAutobindRoute },
+  'autobind-route': { patterns: [new RegExp(`^${VERSION}(?<acf>-acf)?-autobind-vs-plugin\\.json$`)], render: renderAutobindRoute },
+  'load-undici': { patterns: [new RegExp(`^${VERSION}-load-undici(?<part>-[a-z]+)?\\.json$`)], render: renderLoadUndici },
   compare: { patterns: [new RegExp(`^compare-${VERSION}\\.json$`)], render: renderCompare },
   cluster: { patterns: [new RegExp(`^cluster-${VERSION}\\.json$`)], render: renderCluster },
   'cluster-clients': { patterns: [new RegExp(`^cluster-clients-${VERSION}-hogs(?<hogs>\\d+)\\.json$`)], render: renderClusterClients },

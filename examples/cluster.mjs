@@ -7,7 +7,8 @@ await startCluster({
   workers: 2,
   start: async () => {
     const app = Fastify({ logger: true })
-    await app.register(hangup, { fatal: { gracePeriod: 10_000 } })
+    // asyncContext: the crash's own 500 on Node 20 and 22 too (default 'auto': Node 24+)
+    await app.register(hangup, { fatal: { gracePeriod: 10_000, asyncContext: true } })
     app.get('/', async () => ({ pid: process.pid }))
     app.get('/slow', async () => { await sleep(1000); return { pid: process.pid } })
     app.get('/crash', async () => {

@@ -6,6 +6,7 @@ const app = Fastify({ logger: true })
 await app.register(hangup, {
   fatal: {
     gracePeriod: 10_000, // drain for up to 10 s, then abort the stragglers (503) and exit
+    asyncContext: true, // trace the crash to its request on Node 20 and 22 too (default 'auto': Node 24+)
     onFatal: (error, request) => console.error('report to your error tracker:', error instanceof Error ? error.message : error, request?.id)
   }
 })

@@ -32,7 +32,7 @@ const WATCHDOG_MS = 120_000 // about 9 s on a quiet machine; a loaded one can ta
 async function startWorker () {
   const Fastify = require('fastify')
   const app = Fastify({ logger: false })
-  await app.register(hangup, { fatal: { gracePeriod: 5000 } })
+  await app.register(hangup, { fatal: { gracePeriod: 5000, asyncContext: true } })
   app.get('/', async () => {
     await sleep(5) // a little work, so requests are in flight when a crash comes
     return { worker: cluster.worker.id }

@@ -1,7 +1,7 @@
 import { Server as NetServer } from 'node:net'
 import { test, type TestContext } from 'node:test'
 import Fastify, { type FastifyBaseLogger } from 'fastify'
-import hangup from '../lib/index.js'
+import hangup, { interceptor } from '../lib/index.js'
 import { missingInternals, warnDegraded } from '../lib/internals/check.js'
 import { isNetServer, isPino, learnRequestInternals, pinoStream, requestInternalsOf, serverBindings, stopListening, type ListeningServer } from '../lib/internals/lookup.js'
 import { FOREIGN, PROCESS_SINGLETONS } from '../lib/internals/table.js'
@@ -131,12 +131,13 @@ test('stopListening: a server that is no net.Server (a serverFactory\'s) gets it
 })
 
 test('the process singletons keep their keys (other copies and versions of the package read them) and hold the live values', async (t: TestContext) => {
-  t.plan(7)
+  t.plan(8)
   const keys = Object.fromEntries(Object.entries(PROCESS_SINGLETONS).map(([name, entry]) => [name, Symbol.keyFor(entry.key)]))
   t.assert.deepStrictEqual(keys, {
     requestContext: 'fastify-hangup.request-context.v1',
     autoBind: 'fastify-hangup.auto-bind.v1',
     httpBind: 'fastify-hangup.http-bind.v1',
+    contextDemand: 'fastify-hangup.context-demand.v1',
     cancellationReaders: 'fastify-hangup.cancellation-readers.v1',
     guardListener: 'fastify-hangup.guard-listener',
     processGuard: 'fastify-hangup.process-guard.v1'
@@ -147,6 +148,9 @@ test('the process singletons keep their keys (other copies and versions of the p
   t.assert.strictEqual(slots[PROCESS_SINGLETONS.processGuard.key], guard)
   const readers = slots[PROCESS_SINGLETONS.cancellationReaders.key] as unknown[]
   t.assert.ok(Array.isArray(readers) && readers.length >= 1 && readers.every((reader) => typeof reader === 'function'))
+  // Making an interceptor marks the demand that both copies read at register.
+  interceptor()
+  t.assert.deepStrictEqual(slots[PROCESS_SINGLETONS.contextDemand.key], { demanded: true })
   // The guard's listeners carry the mark while an app is ready.
   const marked = (): boolean => process.listeners('unhandledRejection').some((listener) => PROCESS_SINGLETONS.guardListener.key in listener)
   const app = Fastify()

@@ -28,7 +28,7 @@ export const UNDICI_PARTS = ['undici/lib/global.js', 'undici/lib/dispatcher/disp
 export async function loadDispatcherParts (parts: readonly string[] = UNDICI_PARTS): Promise<UndiciGlobals | null> {
   try {
     const [global, dispatcher, agent] = await Promise.all(parts.map(async (part) => (await import(part) as { default: unknown }).default))
-    const { getGlobalDispatcher, setGlobalDispatcher } = (global ?? {}) as Partial<UndiciGlobals>
+    const { getGlobalDispatcher, setGlobalDispatcher } = Object(global) as Partial<UndiciGlobals>
     if (typeof getGlobalDispatcher !== 'function' || typeof setGlobalDispatcher !== 'function') return null
     if (typeof dispatcher !== 'function' || typeof agent !== 'function' || !(agent.prototype instanceof dispatcher)) return null
     return { getGlobalDispatcher, setGlobalDispatcher, Dispatcher: dispatcher as UndiciGlobals['Dispatcher'], Agent: agent as UndiciGlobals['Agent'] }
