@@ -172,10 +172,11 @@ function renderThroughput (files) {
     const variant = { 'no-fatal': ', `fatal: false`', 'no-context': ', `fatal: { asyncContext: false }`', context: ', `fatal: { asyncContext: true }`' }[f.json.against] ?? ''
     const label = nodeLabel(f) + (f.tag.run ? ` (run ${f.tag.run})` : '') + variant
     for (const s of f.json.summaries) {
-      rows.push([label, `\`/${s.route}\``, num(s.bareMedianRps), num(s.pluginMedianRps), pct(s.ratio), pairRatios(s), s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`])
+      const noise = s.bareRps?.rangePct === undefined ? '—' : `±${num(s.bareRps.rangePct / 2, 0)}%`
+      rows.push([label, `\`/${s.route}\``, num(s.bareMedianRps), num(s.pluginMedianRps), pct(s.ratio), pairRatios(s), noise, s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`])
     }
   }
-  return table(['Node', 'route', 'bare rps', 'plugin rps', 'plugin/bare (medians)', 'within pairs, median [IQR]', 'pairs'], rows, ['l', 'l', 'r', 'r', 'r', 'l', 'r'])
+  return table(['Node', 'route', 'bare rps', 'plugin rps', 'plugin/bare (medians)', 'within pairs, median [IQR]', 'bare runs ±', 'pairs'], rows, ['l', 'l', 'r', 'r', 'r', 'l', 'r', 'r'])
 }
 
 function renderUpstreamCall (files) {

@@ -50,6 +50,11 @@ const HELP = `usage: node bench/run.js [options]   (or: npm run bench -- [option
                       no-context, no-fatal >= 97%; the /read route >= 100%
   --max-seconds <s>   stop taking new pairs after this long (BENCH_MAX_SECONDS,
                       default 170); the time is shared out between the routes
+  --server-node <path> the Node binary the servers run on (BENCH_SERVER_NODE;
+                      default: this one). The load generator stays on this
+                      Node: a load generator that cannot keep up measures
+                      itself, so this tells a slow generator from a slow
+                      server (docs/benchmarks.md, Node 26)
   --no-wait           do not wait (up to 20 s before a pair) for other programs
                       to leave the CPU alone
   --prof <side>       run that server (bare, plugin = the --against side, or
@@ -78,6 +83,7 @@ function readOptions () {
     baseline: { type: 'string' },
     'max-seconds': { type: 'string' },
     'no-wait': { type: 'boolean' },
+    'server-node': { type: 'string' },
     out: { type: 'string' },
   })
   const env = process.env
@@ -121,7 +127,8 @@ function readOptions () {
     prof,
     against,
     baseline,
-    out: values.out ?? path.join(__dirname, 'results', `${process.version}.json`)
+    serverNode: values['server-node'] ?? env.BENCH_SERVER_NODE ?? process.execPath,
+    out: values.out ?? null
   }
 }
 
@@ -179,9 +186,9 @@ async function startServer (role, opts) {
   if (opts.prof === role || opts.prof === 'both') {
     const dir = path.join(__dirname, 'results', 'profiles')
     fs.mkdirSync(dir, { recursive: true })
-    execArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${variant}-${process.version}-${Date.now()}.cpuprofile`)
+    execArgv.push('--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${variant}-${opts.serverVersion}-${Date.now()}.cpuprofile`)
   }
-  const child = fork(path.join(__dirname, 'server.js'), [variant], { execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  const child = fork(path.join(__dirname, 'server.js'), [variant], { execPath: opts.serverNode, execArgv, stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
   const msg = await new Promise((resolve, reject) => {
     const onExit = (code) => reject(new Error(`${variant} server exited with code ${code} before it was ready`))
     child.once('exit', onExit)
@@ -192,7 +199,7 @@ async function startServer (role, opts) {
   })
   if (msg.type !== 'ready') throw new Error(`${variant} server: unexpected message ${JSON.stringify(msg)}`)
   if (opts.pin) pinTo(msg.pid, 1)
-  return { role, variant, child, port: msg.port, url: `http://127.0.0.1:${msg.port}` }
+  return { role, variant, child, node: msg.node, port: msg.port, url: `http://127.0.0.1:${msg.port}` }
 }
 
 async function stopServer (server) {
@@ -400,6 +407,9 @@ async function runRoute (autocannon, servers, route, deadline, opts) {
 
 async function main () {
   const opts = readOptions()
+  // The servers' Node: the figures, the targets and the file name are its.
+  opts.serverVersion = opts.serverNode === process.execPath ? process.version : execFileSync(opts.serverNode, ['-p', 'process.version'], { encoding: 'utf8' }).trim()
+  opts.out ??= path.join(__dirname, 'results', `${opts.serverVersion}.json`)
   loadPlugin() // fails early, with a clear message, when dist/ is not built
   const autocannon = require('autocannon')
   const fastifyVersion = require('fastify/package.json').version
@@ -407,7 +417,8 @@ async function main () {
   const perRun = opts.duration + 0.2
   const estimate = opts.routes.length * 2 * (opts.warmup + 0.2 + opts.pairs * perRun)
   const worst = Math.min(opts.maxSeconds, opts.routes.length * 2 * (opts.warmup + 0.2 + opts.maxPairs * perRun))
-  console.log(`fastify-hangup throughput: Node ${process.version}, fastify ${fastifyVersion}, autocannon ${autocannonVersion}; ${opts.baseline === 'bare' ? 'bare Fastify' : opts.baseline} vs ${opts.against}`)
+  const loadNode = opts.serverVersion === process.version ? '' : ` (load generator on Node ${process.version})`
+  console.log(`fastify-hangup throughput: Node ${opts.serverVersion}${loadNode}, fastify ${fastifyVersion}, autocannon ${autocannonVersion}; ${opts.baseline === 'bare' ? 'bare Fastify' : opts.baseline} vs ${opts.against}`)
   console.log(`${os.cpus()[0]?.model} x${os.cpus().length}; -c ${opts.connections} -p ${opts.pipelining} -d ${opts.duration}s, warm-up ${opts.warmup}s, ${opts.pairs} clean pairs per route (at most ${opts.maxPairs})${opts.pin ? ', servers pinned to CPU 1, load generator to CPU 0' : ''}; about ${Math.ceil(estimate)} s, at most ${Math.ceil(worst)} s`)
   if (opts.pairs < 5) console.log('note: fewer than 5 pairs: the medians are rough')
   const idleBeforeStart = await warnIfBusy()
@@ -430,7 +441,8 @@ async function main () {
     }
     printSummary(summaries, opts.against, opts.baseline)
 
-    const target = targetFor(opts.against, opts.baseline, Number(process.versions.node.split('.')[0]))
+    const serverMajor = Number(opts.serverVersion.slice(1).split('.')[0])
+    const target = targetFor(opts.against, opts.baseline, serverMajor)
     const report = {
       benchmark: 'throughput',
       date: new Date().toISOString(),
@@ -438,7 +450,7 @@ async function main () {
       command: `node ${[...process.execArgv, 'bench/run.js', ...process.argv.slice(2)].join(' ')}`.trim(),
       ...([opts.against, opts.baseline].includes('bare-require') ? { required: (process.env.BENCH_REQUIRE ?? '').split(',').filter(Boolean) } : {}),
       machine: { ...machine, idleBeforeStart },
-      versions: { node: process.version, fastify: fastifyVersion, autocannon: autocannonVersion, plugin: require('../package.json').version },
+      versions: { node: opts.serverVersion, loadGenerator: process.version, fastify: fastifyVersion, autocannon: autocannonVersion, plugin: require('../package.json').version },
       autocannon: { connections: opts.connections, pipelining: opts.pipelining, duration: opts.duration, warmup: opts.warmup },
       pairing: { wanted: opts.pairs, max: opts.maxPairs, minServerCpu: opts.minCpu, maxOthersCpu: opts.maxOthers },
       pinned: opts.pin,
@@ -457,7 +469,7 @@ async function main () {
       for (const s of missed) console.log(`below the ${pct(routeTarget(target, s.route))} target (${target.from}): /${s.route} ${pct(s.ratio)} (pair ratio median ${pct(s.pairRatios.median)}${why(s)})`)
       if (missed.length === 0) console.log(`target met (${target.from}): ${summaries.map((s) => `/${s.route} ${pct(s.ratio)} >= ${pct(routeTarget(target, s.route))}`).join(', ')}`)
     } else {
-      console.log(`no target for ${opts.against} against ${opts.baseline} on Node ${process.versions.node.split('.')[0]} (measured and reported)`)
+      console.log(`no target for ${opts.against} against ${opts.baseline} on Node ${serverMajor} (measured and reported)`)
     }
   } finally {
     await Promise.all(Object.values(servers).map(stopServer))
