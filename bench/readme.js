@@ -162,6 +162,16 @@ function renderCpu (files) {
   )
 }
 
+/** How many pairs a route's figures come from: its clean pairs, or all of them when too few were clean. */
+function pairsCell (s) {
+  return s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`
+}
+
+/** The `/ignore` summary of each run, the one route of the autoBind and load tables. */
+function ignoreRows (files, row) {
+  return files.flatMap((f) => f.json.summaries.filter((s) => s.route === 'ignore').map((s) => row(f, s)))
+}
+
 function pairRatios (s) {
   return `${pct(s.pairRatios.median)} [${num(s.pairRatios.q1 * 100, 1)}–${num(s.pairRatios.q3 * 100, 1)}]`
 }
@@ -173,7 +183,7 @@ function renderThroughput (files) {
     const label = nodeLabel(f) + (f.tag.run ? ` (run ${f.tag.run})` : '') + variant
     for (const s of f.json.summaries) {
       const noise = s.bareRps?.rangePct === undefined ? '—' : `±${num(s.bareRps.rangePct / 2, 0)}%`
-      rows.push([label, `\`/${s.route}\``, num(s.bareMedianRps), num(s.pluginMedianRps), pct(s.ratio), pairRatios(s), noise, s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`])
+      rows.push([label, `\`/${s.route}\``, num(s.bareMedianRps), num(s.pluginMedianRps), pct(s.ratio), pairRatios(s), noise, pairsCell(s)])
     }
   }
   return table(['Node', 'route', 'bare rps', 'plugin rps', 'plugin/bare (medians)', 'within pairs, median [IQR]', 'bare runs ±', 'pairs'], rows, ['l', 'l', 'r', 'r', 'r', 'l', 'r', 'r'])
@@ -208,13 +218,13 @@ function framesOn (f) {
 function renderAutobindRoute (files) {
   return table(
     ['Node', 'the defaults\' async context', 'autobind vs the defaults (medians)', 'within pairs, median [IQR]', 'pairs'],
-    files.flatMap((f) => f.json.summaries.filter((s) => s.route === 'ignore').map((s) => [
+    ignoreRows(files, (f, s) => [
       nodeLabel(f),
       framesOn(f) ? 'on (frames)' : 'off (`autoBind` turns it on)',
       pct(s.ratio),
       pairRatios(s),
-      s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`
-    ])),
+      pairsCell(s)
+    ]),
     ['l', 'l', 'r', 'l', 'r']
   )
 }
@@ -229,10 +239,7 @@ function loadedModules (json) {
 function renderLoadUndici (files) {
   return table(
     ['Node', 'loaded into bare Fastify', 'vs bare Fastify (medians)', 'within pairs, median [IQR]', 'pairs'],
-    files.flatMap((f) => f.json.summaries.filter((s) => s.route === 'ignore').map((s) => [
-      bare(f.node), loadedModules(f.json), pct(s.ratio), pairRatios(s),
-      s.basis === 'clean pairs' ? num(s.cleanPairs) : `${num(s.pairs)} (not clean)`
-    ])),
+    ignoreRows(files, (f, s) => [bare(f.node), loadedModules(f.json), pct(s.ratio), pairRatios(s), pairsCell(s)]),
     ['l', 'l', 'r', 'l', 'r']
   )
 }

@@ -110,6 +110,9 @@ function readOptions () {
   const minCpuRaw = values['min-cpu'] ?? env.BENCH_MIN_CPU ?? '0.9'
   const minCpu = Number(minCpuRaw)
   if (!(minCpu >= 0 && minCpu <= 1)) fail(`min-cpu must be between 0 and 1, got ${minCpuRaw}`)
+  const serverNode = values['server-node'] ?? env.BENCH_SERVER_NODE ?? process.execPath
+  // The servers' Node: the figures, the targets and the file name are its.
+  const serverVersion = serverNode === process.execPath ? process.version : execFileSync(serverNode, ['-p', 'process.version'], { encoding: 'utf8' }).trim()
   return {
     duration: int('BENCH_DURATION', values.duration, 2, 1),
     warmup: int('BENCH_WARMUP', values.warmup, 2, 0),
@@ -127,8 +130,9 @@ function readOptions () {
     prof,
     against,
     baseline,
-    serverNode: values['server-node'] ?? env.BENCH_SERVER_NODE ?? process.execPath,
-    out: values.out ?? null
+    serverNode,
+    serverVersion,
+    out: values.out ?? path.join(__dirname, 'results', `${serverVersion}.json`)
   }
 }
 
@@ -407,9 +411,6 @@ async function runRoute (autocannon, servers, route, deadline, opts) {
 
 async function main () {
   const opts = readOptions()
-  // The servers' Node: the figures, the targets and the file name are its.
-  opts.serverVersion = opts.serverNode === process.execPath ? process.version : execFileSync(opts.serverNode, ['-p', 'process.version'], { encoding: 'utf8' }).trim()
-  opts.out ??= path.join(__dirname, 'results', `${opts.serverVersion}.json`)
   loadPlugin() // fails early, with a clear message, when dist/ is not built
   const autocannon = require('autocannon')
   const fastifyVersion = require('fastify/package.json').version
